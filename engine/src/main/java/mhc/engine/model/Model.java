@@ -1,0 +1,609 @@
+package mhc.engine.model;
+
+import mhc.engine.Config;
+import mhc.engine.ParamSpec;
+import mhc.kernels.Attention;
+import mhc.kernels.CrossEntropy;
+import mhc.kernels.Embedding;
+import mhc.kernels.HyperConn;
+import mhc.kernels.Matmul;
+import mhc.kernels.Mhc;
+import mhc.kernels.Moe;
+import mhc.kernels.RmsNorm;
+import mhc.kernels.Rope;
+import mhc.kernels.Sinkhorn;
+import mhc.kernels.Streams;
+import mhc.kernels.SwiGlu;
+
+import java.util.Arrays;
+import java.util.HashMap;
+
+/**
+ * The model of shared/spec/MODEL.md, forward and backward, composed from the plain kernels.
+ * This file is the one place where the model's math is assembled.
+ *
+ * <pre>
+ *   tokens -> embed, copy to n streams -> x_0                       (N, n, C)
+ *   for l in 0..2L-1:                       coefficients from x_l: Hpre, Hpost, Hres
+ *       u = sum_j Hpre[j] x_l[j];  a = rmsnorm(u) * norm;  y = F_l(a)
+ *       x_{l+1}[i] = sum_j Hres[i][j] x_l[j] + Hpost[i] y
+ *   u = mean_i x_2L[i];  a = rmsnorm(u) * final_norm;  logits = a · head;  cross-entropy
+ * </pre>
+ *
+ * <p>{@link #forward} keeps every activation the backward needs; {@link #backward} fills
+ * {@link #grads()} (zeroed first) with the gradient of the mean loss. One instance is reused
+ * across steps; buffers are sized by the batch shape of the last forward.
+ */
+public final class Model {
+    private final Config cfg;
+    private final Params params;
+    private final Params grads;
+    private final int C, n, L2, H, V, nn, M;
+
+    private int B, T, N;
+    private int[] inputs;   // (N)
+    private int[] targets;  // (N)
+    private float[][] xs;   // 2L+1 stream states, (N, n, C) each
+    private Sub[] subs;
+    private float[] uf, rstdf, af, logits, probs, losses;
+    private double loss;
+    private final HashMap<String, float[]> scratch = new HashMap<>();
+
+    /** Activations of one sublayer, kept from forward to backward. */
+    private static final class Sub {
+        float[] hpre, hpost, hres;              // (N, n), (N, n), (N, n, n)
+        float[] rms, h, zres;                   // mhc: (N), (N, M), (N, n, n)
+        float[] xbar, xrstd, tpre, tpost, tres; // hc: (N, n, C), (N n), (N, n), (N, n), (N, n, n)
+        float[] u, rstd, a, y;                  // (N, C), (N), (N, C), (N, C)
+        float[] qraw, kraw, q, k, v, att, o;    // attention; att (B, H, T, T)
+        float[] h1, h3, g;                      // dense: (N, F)
+        float[] rlogits, scores, gates;         // moe: (N, E), (N, E), (N, K)
+        int[] sel, rows, slots, counts;         // moe: (N, K), (E, N), (E, N), (E)
+        float[][] ex, eh1, eh3, eg, ey;         // moe, per routed then shared expert
+    }
+
+    public Model(Params params) {
+        this.cfg = params.config();
+        this.params = params;
+        this.grads = new Params(cfg);
+        this.C = cfg.width();
+        this.n = cfg.n();
+        this.L2 = cfg.sublayers();
+        this.H = cfg.heads();
+        this.V = cfg.vocab();
+        this.nn = n * n;
+        this.M = n * n + 2 * n;
+    }
+
+    public Config config() {
+        return cfg;
+    }
+
+    public Params params() {
+        return params;
+    }
+
+    public Params grads() {
+        return grads;
+    }
+
+    /** The mean cross-entropy of the last forward. */
+    public double loss() {
+        return loss;
+    }
+
+    /** Rows of the last batch (B) and tokens per row (T). */
+    public int batchRows() {
+        return B;
+    }
+
+    public int batchLength() {
+        return T;
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    /**
+     * Runs the model on a batch of B rows of T+1 tokens (inputs 0..T-1, targets 1..T) and
+     * returns the mean cross-entropy.
+     */
+    public double forward(int[] batch, int B, int T) {
+        if (batch.length != B * (T + 1)) {
+            throw new IllegalArgumentException("batch has " + batch.length + " tokens, expected B*(T+1) = " + B * (T + 1));
+        }
+        resize(B, T);
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < T; t++) {
+                inputs[b * T + t] = batch[b * (T + 1) + t];
+                targets[b * T + t] = batch[b * (T + 1) + t + 1];
+            }
+        }
+        Embedding.embeddingForward(xs[0], inputs, params.get("embed"), N, n, C);
+        for (int l = 0; l < L2; l++) {
+            Sub s = subs[l];
+            String p = ParamSpec.sublayerPrefix(l);
+            float[] x = xs[l];
+            coefficientsForward(s, p, x, l);
+            Streams.aggregateForward(s.u, x, s.hpre, N, n, C);
+            RmsNorm.rmsnormForward(s.a, s.rstd, s.u, params.get(p + "norm"), N, C);
+            if (l % 2 == 0) {
+                attentionForward(s, p);
+            } else if (cfg.isMoe()) {
+                moeForward(s, p);
+            } else {
+                denseForward(s, p);
+            }
+            Streams.mixForward(xs[l + 1], x, s.hres, s.hpost, s.y, N, n, C);
+        }
+        Streams.collapseForward(uf, xs[L2], N, n, C);
+        RmsNorm.rmsnormForward(af, rstdf, uf, params.get("final_norm"), N, C);
+        Matmul.matmulForward(logits, af, params.get("head"), 0, N, C, V);
+        CrossEntropy.crossEntropyForward(losses, probs, logits, targets, N, V);
+        double sum = 0;
+        for (int r = 0; r < N; r++) {
+            sum += losses[r];
+        }
+        loss = sum / N;
+        return loss;
+    }
+
+    private void coefficientsForward(Sub s, String p, float[] x, int l) {
+        switch (cfg.connection()) {
+            case "mhc" -> {
+                Mhc.rmsForward(s.rms, x, N, n * C);
+                Matmul.matmulForward(s.h, x, params.get(p + "mhc.phi"), 0, N, n * C, M);
+                Mhc.mhcCoeffForward(s.hpre, s.hpost, s.zres, s.h, s.rms, params.get(p + "mhc.alpha"),
+                        params.get(p + "mhc.bias"), N, n);
+                Sinkhorn.sinkhornForward(s.hres, s.zres, N, n, cfg.sinkhornIters());
+            }
+            case "hc" -> {
+                RmsNorm.rmsnormForward(s.xbar, s.xrstd, x, ones(C), N * n, C);
+                HyperConn.hcCoeffForward(s.hpre, s.hpost, s.hres, s.tpre, s.tpost, s.tres, s.xbar,
+                        params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"), params.get(p + "hc.w_res"),
+                        params.get(p + "hc.pre"), params.get(p + "hc.post"), params.get(p + "hc.res"),
+                        params.get(p + "hc.scale"), N, n, C);
+            }
+            default -> {
+                // residual: Hpre = Hpost = Hres = 1, set once in resize()
+            }
+        }
+    }
+
+    private void attentionForward(Sub s, String p) {
+        Matmul.matmulForward(s.qraw, s.a, params.get(p + "wq"), 0, N, C, C);
+        Matmul.matmulForward(s.kraw, s.a, params.get(p + "wk"), 0, N, C, C);
+        Matmul.matmulForward(s.v, s.a, params.get(p + "wv"), 0, N, C, C);
+        Rope.ropeForward(s.q, s.qraw, N, T, C, H);
+        Rope.ropeForward(s.k, s.kraw, N, T, C, H);
+        Attention.attentionForward(s.o, s.att, s.q, s.k, s.v, B, T, C, H);
+        Matmul.matmulForward(s.y, s.o, params.get(p + "wo"), 0, N, C, C);
+    }
+
+    private void denseForward(Sub s, String p) {
+        int F = cfg.ffnHidden();
+        Matmul.matmulForward(s.h1, s.a, params.get(p + "w1"), 0, N, C, F);
+        Matmul.matmulForward(s.h3, s.a, params.get(p + "w3"), 0, N, C, F);
+        SwiGlu.swigluForward(s.g, s.h1, s.h3, N, F);
+        Matmul.matmulForward(s.y, s.g, params.get(p + "w2"), 0, N, F, C);
+    }
+
+    private void moeForward(Sub s, String p) {
+        int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts(), F = cfg.expertHidden();
+        Matmul.matmulForward(s.rlogits, s.a, params.get(p + "router"), 0, N, C, E);
+        Moe.moeRouteForward(s.sel, s.gates, s.scores, s.rlogits, params.get(p + "router_bias"), N, E, K);
+        Moe.moeDispatch(s.rows, s.slots, s.counts, s.sel, N, E, K);
+        Arrays.fill(s.y, 0f);
+        for (int e = 0; e < E + S; e++) {
+            boolean shared = e >= E;
+            int cnt = shared ? N : s.counts[e];
+            if (cnt == 0) {
+                continue;
+            }
+            int slot = shared ? e - E : e;
+            String w = shared ? "shared_" : "";
+            float[] in;
+            if (shared) {
+                in = s.a;
+            } else {
+                s.ex[e] = fit(s.ex[e], cnt * C);
+                Moe.moeGather(s.ex[e], s.a, s.rows, e * N, cnt, C);
+                in = s.ex[e];
+            }
+            s.eh1[e] = fit(s.eh1[e], cnt * F);
+            s.eh3[e] = fit(s.eh3[e], cnt * F);
+            s.eg[e] = fit(s.eg[e], cnt * F);
+            s.ey[e] = fit(s.ey[e], cnt * C);
+            Matmul.matmulForward(s.eh1[e], in, params.get(p + w + "w1"), slot * C * F, cnt, C, F);
+            Matmul.matmulForward(s.eh3[e], in, params.get(p + w + "w3"), slot * C * F, cnt, C, F);
+            SwiGlu.swigluForward(s.eg[e], s.eh1[e], s.eh3[e], cnt, F);
+            Matmul.matmulForward(s.ey[e], s.eg[e], params.get(p + w + "w2"), slot * F * C, cnt, F, C);
+            if (shared) {
+                Moe.moeAddShared(s.y, s.ey[e], N, C);
+            } else {
+                Moe.moeCombine(s.y, s.ey[e], s.gates, s.rows, s.slots, e * N, cnt, C, K);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ backward
+
+    /** Gradients of the mean loss of the last forward into {@link #grads()}, which it zeroes first. */
+    public void backward() {
+        if (subs == null) {
+            throw new IllegalStateException("backward() before forward()");
+        }
+        grads.zero();
+        float[] dlogits = zeros("dlogits", N * V);
+        CrossEntropy.crossEntropyBackward(dlogits, probs, targets, 1f / N, N, V);
+        Matmul.matmulBackwardWeight(grads.get("head"), af, dlogits, 0, N, C, V);
+        float[] daf = zeros("daf", N * C);
+        Matmul.matmulBackwardInput(daf, dlogits, params.get("head"), 0, N, C, V);
+        float[] duf = zeros("duf", N * C);
+        RmsNorm.rmsnormBackward(duf, daf, uf, params.get("final_norm"), rstdf, N, C);
+        RmsNorm.rmsnormWeightBackward(grads.get("final_norm"), daf, uf, rstdf, N, C);
+        float[] dx = zeros("dxA", N * n * C);
+        Streams.collapseBackward(dx, duf, N, n, C);
+        float[] dxPrev = scratch("dxB", N * n * C);
+        for (int l = L2 - 1; l >= 0; l--) {
+            Sub s = subs[l];
+            String p = ParamSpec.sublayerPrefix(l);
+            float[] x = xs[l];
+            Arrays.fill(dxPrev, 0f);
+            float[] dy = zeros("dy", N * C);
+            float[] dhres = zeros("dhres", N * nn);
+            float[] dhpost = zeros("dhpost", N * n);
+            float[] dhpre = zeros("dhpre", N * n);
+            Streams.mixBackwardStreams(dxPrev, dy, dx, s.hres, s.hpost, N, n, C);
+            boolean dynamic = !cfg.connection().equals("residual");
+            if (dynamic) {
+                Streams.mixBackwardCoeffs(dhres, dhpost, dx, x, s.y, N, n, C);
+            }
+            float[] da = zeros("da", N * C);
+            if (l % 2 == 0) {
+                attentionBackward(s, p, dy, da);
+            } else if (cfg.isMoe()) {
+                moeBackward(s, p, dy, da);
+            } else {
+                denseBackward(s, p, dy, da);
+            }
+            float[] du = zeros("du", N * C);
+            RmsNorm.rmsnormBackward(du, da, s.u, params.get(p + "norm"), s.rstd, N, C);
+            RmsNorm.rmsnormWeightBackward(grads.get(p + "norm"), da, s.u, s.rstd, N, C);
+            Streams.aggregateBackwardStreams(dxPrev, du, s.hpre, N, n, C);
+            if (dynamic) {
+                Streams.aggregateBackwardCoeffs(dhpre, du, x, N, n, C);
+                coefficientsBackward(s, p, x, dxPrev, dhpre, dhpost, dhres);
+            }
+            float[] t = dx;
+            dx = dxPrev;
+            dxPrev = t;
+        }
+        Embedding.embeddingBackward(grads.get("embed"), dx, inputs, N, n, C);
+    }
+
+    private void coefficientsBackward(Sub s, String p, float[] x, float[] dx,
+                                      float[] dhpre, float[] dhpost, float[] dhres) {
+        if (cfg.connection().equals("mhc")) {
+            int iters = cfg.sinkhornIters();
+            float[] dzres = zeros("dzres", N * nn);
+            Sinkhorn.sinkhornBackward(dzres, dhres, s.zres, scratch("sinkWork", Sinkhorn.workSize(N, n, iters)), N, n, iters);
+            float[] dh = zeros("dh", N * M);
+            float[] drms = zeros("drms", N);
+            float[] workDz = scratch("workDz", N * M);
+            float[] alpha = params.get(p + "mhc.alpha");
+            Mhc.mhcCoeffBackward(dh, drms, workDz, dhpre, dhpost, dzres, s.hpre, s.hpost, s.h, s.rms, alpha, N, n);
+            Mhc.mhcCoeffParamBackward(grads.get(p + "mhc.alpha"), grads.get(p + "mhc.bias"), workDz, s.h, s.rms, N, n);
+            Matmul.matmulBackwardWeight(grads.get(p + "mhc.phi"), x, dh, 0, N, n * C, M);
+            Matmul.matmulBackwardInput(dx, dh, params.get(p + "mhc.phi"), 0, N, n * C, M);
+            Mhc.rmsBackward(dx, drms, x, s.rms, N, n * C);
+        } else {
+            float[] gp = scratch("hcWorkPre", N * n);
+            float[] gq = scratch("hcWorkPost", N * n);
+            float[] gr = scratch("hcWorkRes", N * nn);
+            HyperConn.hcCoeffBackwardDots(gp, gq, gr, dhpre, dhpost, dhres, s.tpre, s.tpost, s.tres,
+                    params.get(p + "hc.scale"), N, n);
+            float[] dxbar = zeros("dxbar", N * n * C);
+            HyperConn.hcCoeffBackwardInput(dxbar, gp, gq, gr, params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"),
+                    params.get(p + "hc.w_res"), N, n, C);
+            HyperConn.hcCoeffBackwardWeights(grads.get(p + "hc.w_pre"), grads.get(p + "hc.w_post"), grads.get(p + "hc.w_res"),
+                    gp, gq, gr, s.xbar, N, n, C);
+            HyperConn.hcCoeffBackwardStatic(grads.get(p + "hc.pre"), grads.get(p + "hc.post"), grads.get(p + "hc.res"),
+                    grads.get(p + "hc.scale"), dhpre, dhpost, dhres, s.tpre, s.tpost, s.tres, N, n);
+            RmsNorm.rmsnormBackward(dx, dxbar, x, ones(C), s.xrstd, N * n, C);
+        }
+    }
+
+    private void attentionBackward(Sub s, String p, float[] dy, float[] da) {
+        Matmul.matmulBackwardWeight(grads.get(p + "wo"), s.o, dy, 0, N, C, C);
+        float[] dout = zeros("dattOut", N * C);
+        Matmul.matmulBackwardInput(dout, dy, params.get(p + "wo"), 0, N, C, C);
+        float[] work = scratch("attWork", B * H * T * T);
+        Attention.attentionBackwardScores(work, dout, s.att, s.v, B, T, C, H);
+        float[] dq = zeros("dq", N * C);
+        float[] dk = zeros("dk", N * C);
+        float[] dv = zeros("dv", N * C);
+        Attention.attentionBackwardQuery(dq, work, s.k, B, T, C, H);
+        Attention.attentionBackwardKeyValue(dk, dv, work, s.att, s.q, dout, B, T, C, H);
+        float[] dqraw = zeros("dqraw", N * C);
+        float[] dkraw = zeros("dkraw", N * C);
+        Rope.ropeBackward(dqraw, dq, N, T, C, H);
+        Rope.ropeBackward(dkraw, dk, N, T, C, H);
+        linearBackward(da, s.a, dqraw, p + "wq", 0, N, C, C);
+        linearBackward(da, s.a, dkraw, p + "wk", 0, N, C, C);
+        linearBackward(da, s.a, dv, p + "wv", 0, N, C, C);
+    }
+
+    private void denseBackward(Sub s, String p, float[] dy, float[] da) {
+        int F = cfg.ffnHidden();
+        float[] dg = zeros("dg", N * F);
+        linearBackward(dg, s.g, dy, p + "w2", 0, N, F, C);
+        float[] dh1 = zeros("dh1", N * F);
+        float[] dh3 = zeros("dh3", N * F);
+        SwiGlu.swigluBackward(dh1, dh3, dg, s.h1, s.h3, N, F);
+        linearBackward(da, s.a, dh1, p + "w1", 0, N, C, F);
+        linearBackward(da, s.a, dh3, p + "w3", 0, N, C, F);
+    }
+
+    private void moeBackward(Sub s, String p, float[] dy, float[] da) {
+        int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts(), F = cfg.expertHidden();
+        float[] dgates = zeros("dgates", N * K);
+        for (int e = 0; e < E + S; e++) {
+            boolean shared = e >= E;
+            int cnt = shared ? N : s.counts[e];
+            if (cnt == 0) {
+                continue;
+            }
+            int slot = shared ? e - E : e;
+            String w = shared ? "shared_" : "";
+            float[] dye;
+            if (shared) {
+                dye = dy;
+            } else {
+                dye = zeros("dye", cnt * C);
+                Moe.moeCombineBackward(dye, dgates, dy, s.ey[e], s.gates, s.rows, s.slots, e * N, cnt, C, K);
+            }
+            float[] dg = zeros("deg", cnt * F);
+            linearBackward(dg, s.eg[e], dye, p + w + "w2", slot * F * C, cnt, F, C);
+            float[] dh1 = zeros("deh1", cnt * F);
+            float[] dh3 = zeros("deh3", cnt * F);
+            SwiGlu.swigluBackward(dh1, dh3, dg, s.eh1[e], s.eh3[e], cnt, F);
+            float[] in = shared ? s.a : s.ex[e];
+            float[] din = shared ? da : zeros("dex", cnt * C);
+            linearBackward(din, in, dh1, p + w + "w1", slot * C * F, cnt, C, F);
+            linearBackward(din, in, dh3, p + w + "w3", slot * C * F, cnt, C, F);
+            if (!shared) {
+                Moe.moeGatherBackward(da, din, s.rows, e * N, cnt, C);
+            }
+        }
+        float[] dlogits = zeros("drouter", N * E);
+        Moe.moeRouteBackward(dlogits, dgates, s.scores, s.gates, s.sel, N, E, K);
+        linearBackward(da, s.a, dlogits, p + "router", 0, N, C, E);
+    }
+
+    /** Both gradient products of {@code out = inp · W}: into the parameter W and into {@code dinp}. */
+    private void linearBackward(float[] dinp, float[] inp, float[] dout, String w, int wOff, int rows, int in, int out) {
+        Matmul.matmulBackwardWeight(grads.get(w), inp, dout, wOff, rows, in, out);
+        Matmul.matmulBackwardInput(dinp, dout, params.get(w), wOff, rows, in, out);
+    }
+
+    // ------------------------------------------------------------------ inspection
+
+    /** Tokens each expert of sublayer l (odd, MoE) received in the last forward: the loads. */
+    public int[] expertLoads(int l) {
+        return subs[l].counts.clone();
+    }
+
+    /** Hres of sublayer l from the last forward, (N, n, n); for residual the 1x1 identity. */
+    public float[] hres(int l) {
+        return subs[l].hres;
+    }
+
+    /** The stream state entering sublayer l (l = 2L: the state after the last sublayer). */
+    public float[] streams(int l) {
+        return xs[l];
+    }
+
+    /** The output of sublayer l's function F_l in the last forward, (N, C). */
+    public float[] sublayerOutput(int l) {
+        return subs[l].y;
+    }
+
+    public float[] logits() {
+        return logits;
+    }
+
+    /**
+     * Amax gains of the last forward (MODEL.md, "Stability measure"), per sublayer averaged over
+     * the batch's tokens: the single gains of Hres_l and the composite gains of
+     * {@code P_l = Hres_{2L-1} ... Hres_l}. Products are formed in double.
+     */
+    public Gains gains() {
+        double[] f = new double[L2], b = new double[L2], cf = new double[L2], cb = new double[L2];
+        double[] P = new double[nn], Q = new double[nn];
+        for (int r = 0; r < N; r++) {
+            for (int e = 0; e < nn; e++) {
+                P[e] = e % (n + 1) == 0 ? 1 : 0;
+            }
+            for (int l = L2 - 1; l >= 0; l--) {
+                float[] h = subs[l].hres;
+                int o = r * nn;
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        double acc = 0;
+                        for (int k = 0; k < n; k++) {
+                            acc += P[i * n + k] * h[o + k * n + j];
+                        }
+                        Q[i * n + j] = acc;
+                    }
+                }
+                System.arraycopy(Q, 0, P, 0, nn);
+                f[l] += rowGain(h, o) / N;
+                b[l] += colGain(h, o) / N;
+                cf[l] += rowGainD(P) / N;
+                cb[l] += colGainD(P) / N;
+            }
+        }
+        return new Gains(f, b, cf, cb);
+    }
+
+    private double rowGain(float[] h, int o) {
+        double best = 0;
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int j = 0; j < n; j++) {
+                s += h[o + i * n + j];
+            }
+            best = Math.max(best, Math.abs(s));
+        }
+        return best;
+    }
+
+    private double colGain(float[] h, int o) {
+        double best = 0;
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int i = 0; i < n; i++) {
+                s += h[o + i * n + j];
+            }
+            best = Math.max(best, Math.abs(s));
+        }
+        return best;
+    }
+
+    private double rowGainD(double[] P) {
+        double best = 0;
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int j = 0; j < n; j++) {
+                s += P[i * n + j];
+            }
+            best = Math.max(best, Math.abs(s));
+        }
+        return best;
+    }
+
+    private double colGainD(double[] P) {
+        double best = 0;
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int i = 0; i < n; i++) {
+                s += P[i * n + j];
+            }
+            best = Math.max(best, Math.abs(s));
+        }
+        return best;
+    }
+
+    // ------------------------------------------------------------------ buffers
+
+    private void resize(int B, int T) {
+        if (B < 1 || T < 1) {
+            throw new IllegalArgumentException("batch must have B >= 1 rows of T >= 1 tokens, got B=" + B + " T=" + T);
+        }
+        if (subs != null && B == this.B && T == this.T) {
+            return;
+        }
+        this.B = B;
+        this.T = T;
+        this.N = B * T;
+        inputs = new int[N];
+        targets = new int[N];
+        xs = new float[L2 + 1][N * n * C];
+        subs = new Sub[L2];
+        for (int l = 0; l < L2; l++) {
+            Sub s = new Sub();
+            subs[l] = s;
+            s.hpre = new float[N * n];
+            s.hpost = new float[N * n];
+            s.hres = new float[N * nn];
+            switch (cfg.connection()) {
+                case "mhc" -> {
+                    s.rms = new float[N];
+                    s.h = new float[N * M];
+                    s.zres = new float[N * nn];
+                }
+                case "hc" -> {
+                    s.xbar = new float[N * n * C];
+                    s.xrstd = new float[N * n];
+                    s.tpre = new float[N * n];
+                    s.tpost = new float[N * n];
+                    s.tres = new float[N * nn];
+                }
+                default -> {
+                    Arrays.fill(s.hpre, 1f);
+                    Arrays.fill(s.hpost, 1f);
+                    Arrays.fill(s.hres, 1f);
+                }
+            }
+            s.u = new float[N * C];
+            s.rstd = new float[N];
+            s.a = new float[N * C];
+            s.y = new float[N * C];
+            if (l % 2 == 0) {
+                s.qraw = new float[N * C];
+                s.kraw = new float[N * C];
+                s.q = new float[N * C];
+                s.k = new float[N * C];
+                s.v = new float[N * C];
+                s.o = new float[N * C];
+                s.att = new float[B * H * T * T];
+            } else if (cfg.isMoe()) {
+                int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts();
+                s.rlogits = new float[N * E];
+                s.scores = new float[N * E];
+                s.gates = new float[N * K];
+                s.sel = new int[N * K];
+                s.rows = new int[E * N];
+                s.slots = new int[E * N];
+                s.counts = new int[E];
+                s.ex = new float[E + S][];
+                s.eh1 = new float[E + S][];
+                s.eh3 = new float[E + S][];
+                s.eg = new float[E + S][];
+                s.ey = new float[E + S][];
+            } else {
+                int F = cfg.ffnHidden();
+                s.h1 = new float[N * F];
+                s.h3 = new float[N * F];
+                s.g = new float[N * F];
+            }
+        }
+        uf = new float[N * C];
+        rstdf = new float[N];
+        af = new float[N * C];
+        logits = new float[N * V];
+        probs = new float[N * V];
+        losses = new float[N];
+        scratch.clear();
+    }
+
+    /** An array of exactly {@code size} floats, reused between calls with the same name; contents undefined. */
+    private float[] scratch(String name, int size) {
+        float[] a = scratch.get(name);
+        if (a == null || a.length != size) {
+            a = new float[size];
+            scratch.put(name, a);
+        }
+        return a;
+    }
+
+    private float[] zeros(String name, int size) {
+        float[] a = scratch(name, size);
+        Arrays.fill(a, 0f);
+        return a;
+    }
+
+    private float[] ones(int size) {
+        float[] a = scratch.get("ones");
+        if (a == null || a.length != size) {
+            a = new float[size];
+            Arrays.fill(a, 1f);
+            scratch.put("ones", a);
+        }
+        return a;
+    }
+
+    private static float[] fit(float[] a, int size) {
+        return a != null && a.length == size ? a : new float[size];
+    }
+}
