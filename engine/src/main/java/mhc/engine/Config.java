@@ -99,11 +99,6 @@ public final class Config {
             throw new InputException(source + ": config is not valid JSON (" + oneLine(e.getMessage()) + ")");
         }
         LinkedHashMap<String, Object> v = new LinkedHashMap<>(preset("tiny").values);
-        for (String key : KEYS.subList(0, 14)) {
-            if (!obj.has(key)) {
-                throw new InputException(source + ": config lacks key '" + key + "'");
-            }
-        }
         for (Map.Entry<String, JsonElement> e : obj.entrySet()) {
             String key = e.getKey();
             if (!KEYS.contains(key)) {
@@ -113,6 +108,11 @@ public final class Config {
                 continue;
             }
             v.put(key, parseValue(key, e.getValue(), source));
+        }
+        for (String key : KEYS.subList(0, 14)) {
+            if (!obj.has(key)) {
+                throw new InputException(source + ": config lacks key '" + key + "'");
+            }
         }
         return new Config(v).validated(source);
     }

@@ -419,58 +419,42 @@ public final class Model {
      */
     public Gains gains() {
         double[] f = new double[L2], b = new double[L2], cf = new double[L2], cb = new double[L2];
-        double[] P = new double[nn], Q = new double[nn];
+        double[] P = new double[nn], Q = new double[nn], Hl = new double[nn];
         for (int r = 0; r < N; r++) {
             for (int e = 0; e < nn; e++) {
                 P[e] = e % (n + 1) == 0 ? 1 : 0;
             }
             for (int l = L2 - 1; l >= 0; l--) {
                 float[] h = subs[l].hres;
-                int o = r * nn;
+                for (int e = 0; e < nn; e++) {
+                    Hl[e] = h[r * nn + e];
+                }
                 for (int i = 0; i < n; i++) {
                     for (int j = 0; j < n; j++) {
                         double acc = 0;
                         for (int k = 0; k < n; k++) {
-                            acc += P[i * n + k] * h[o + k * n + j];
+                            acc += P[i * n + k] * Hl[k * n + j];
                         }
                         Q[i * n + j] = acc;
                     }
                 }
                 System.arraycopy(Q, 0, P, 0, nn);
-                f[l] += rowGain(h, o) / N;
-                b[l] += colGain(h, o) / N;
-                cf[l] += rowGainD(P) / N;
-                cb[l] += colGainD(P) / N;
+                f[l] += rowGain(Hl);
+                b[l] += colGain(Hl);
+                cf[l] += rowGain(P);
+                cb[l] += colGain(P);
             }
+        }
+        for (int l = 0; l < L2; l++) {
+            f[l] /= N;
+            b[l] /= N;
+            cf[l] /= N;
+            cb[l] /= N;
         }
         return new Gains(f, b, cf, cb);
     }
 
-    private double rowGain(float[] h, int o) {
-        double best = 0;
-        for (int i = 0; i < n; i++) {
-            double s = 0;
-            for (int j = 0; j < n; j++) {
-                s += h[o + i * n + j];
-            }
-            best = Math.max(best, Math.abs(s));
-        }
-        return best;
-    }
-
-    private double colGain(float[] h, int o) {
-        double best = 0;
-        for (int j = 0; j < n; j++) {
-            double s = 0;
-            for (int i = 0; i < n; i++) {
-                s += h[o + i * n + j];
-            }
-            best = Math.max(best, Math.abs(s));
-        }
-        return best;
-    }
-
-    private double rowGainD(double[] P) {
+    private double rowGain(double[] P) {
         double best = 0;
         for (int i = 0; i < n; i++) {
             double s = 0;
@@ -482,7 +466,7 @@ public final class Model {
         return best;
     }
 
-    private double colGainD(double[] P) {
+    private double colGain(double[] P) {
         double best = 0;
         for (int j = 0; j < n; j++) {
             double s = 0;
