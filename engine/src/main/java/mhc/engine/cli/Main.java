@@ -1,6 +1,7 @@
 package mhc.engine.cli;
 
 import mhc.engine.InputException;
+import mhc.engine.train.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -13,13 +14,16 @@ import java.util.Arrays;
  * {@code java -jar engine/target/mhc.jar --help}).
  *
  * <p>Exit codes: 0 success, 2 bad input or usage (one line on stderr saying what to do),
- * 1 anything else. {@code --verbose} adds stack traces.
+ * 3 training diverged (a non-finite loss or gradient), 1 anything else. {@code --verbose} adds stack traces.
  */
 @Command(name = "mhc", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Train, study and run manifold-constrained hyper-connection transformers.",
-        subcommands = {InitCommand.class, GradsCommand.class, GainCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, EvalCommand.class, GenerateCommand.class, InitCommand.class, GradsCommand.class,
+                GainCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int EXIT_BAD_INPUT = 2;
+    /** Training stopped on a non-finite loss or gradient. */
+    public static final int EXIT_DIVERGED = 3;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -45,6 +49,11 @@ public final class Main implements Runnable {
             }
             if (verbose) {
                 e.printStackTrace(err);
+            }
+            if (e instanceof Trainer.DivergedException d) {
+                err.println("mhc " + cmd.getCommandName() + ": " + d.getMessage());
+                err.flush();
+                return EXIT_DIVERGED;
             }
             if (input != null) {
                 err.println("mhc " + cmd.getCommandName() + ": " + input.getMessage());

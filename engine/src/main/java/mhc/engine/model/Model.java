@@ -229,12 +229,20 @@ public final class Model {
 
     /** Gradients of the mean loss of the last forward into {@link #grads()}, which it zeroes first. */
     public void backward() {
+        backward(N);
+    }
+
+    /**
+     * Gradients of {@code (sum of this batch's token losses) / totalTokens}: the share of this
+     * batch in the mean loss of a larger batch split into parts (data-parallel training).
+     */
+    public void backward(int totalTokens) {
         if (subs == null) {
             throw new IllegalStateException("backward() before forward()");
         }
         grads.zero();
         float[] dlogits = zeros("dlogits", N * V);
-        CrossEntropy.crossEntropyBackward(dlogits, probs, targets, 1f / N, N, V);
+        CrossEntropy.crossEntropyBackward(dlogits, probs, targets, 1f / totalTokens, N, V);
         Matmul.matmulBackwardWeight(grads.get("head"), af, dlogits, 0, N, C, V);
         float[] daf = zeros("daf", N * C);
         Matmul.matmulBackwardInput(daf, dlogits, params.get("head"), 0, N, C, V);
@@ -410,6 +418,41 @@ public final class Model {
 
     public float[] logits() {
         return logits;
+    }
+
+    /** Sum of the token losses of the last forward (in double), for means over several batches. */
+    public double lossSum() {
+        return loss * N;
+    }
+
+    /**
+     * Where the last forward first produced a non-finite value, in the order of computation:
+     * "the embedding", "sublayer l (blocks.b.attn)", "the final norm and head", or null if
+     * every activation is finite.
+     */
+    public String firstNonFinite() {
+        if (!allFinite(xs[0])) {
+            return "the embedding";
+        }
+        for (int l = 0; l < L2; l++) {
+            if (!allFinite(subs[l].y) || !allFinite(xs[l + 1])) {
+                String p = ParamSpec.sublayerPrefix(l);
+                return "sublayer " + l + " (" + p.substring(0, p.length() - 1) + ")";
+            }
+        }
+        if (!allFinite(logits)) {
+            return "the final norm and head";
+        }
+        return null;
+    }
+
+    private static boolean allFinite(float[] a) {
+        for (float v : a) {
+            if (!Float.isFinite(v)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

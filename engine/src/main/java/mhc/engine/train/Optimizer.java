@@ -1,0 +1,107 @@
+package mhc.engine.train;
+
+import mhc.engine.Config;
+import mhc.engine.ParamSpec;
+import mhc.engine.model.Params;
+import mhc.kernels.AdamW;
+
+/**
+ * AdamW with global gradient-norm clipping, and the MoE router-bias update of MODEL.md
+ * (auxiliary-loss-free load balancing) after each step.
+ */
+public final class Optimizer {
+    private final TrainSettings settings;
+    private final Params m;
+    private final Params v;
+    private int t; // steps taken
+
+    public Optimizer(Config cfg, TrainSettings settings) {
+        this(settings, new Params(cfg), new Params(cfg), 0);
+    }
+
+    /** Resumes with saved moments after {@code stepsTaken} steps. */
+    public Optimizer(TrainSettings settings, Params m, Params v, int stepsTaken) {
+        this.settings = settings;
+        this.m = m;
+        this.v = v;
+        this.t = stepsTaken;
+    }
+
+    public Params firstMoments() {
+        return m;
+    }
+
+    public Params secondMoments() {
+        return v;
+    }
+
+    public int stepsTaken() {
+        return t;
+    }
+
+    /** The L2 norm of all trainable gradients, accumulated in double in parameter order. */
+    public static double gradNorm(Params grads) {
+        double s = 0;
+        for (ParamSpec spec : grads.specs()) {
+            if (spec.trainable()) {
+                for (float g : grads.get(spec.name())) {
+                    s += (double) g * g;
+                }
+            }
+        }
+        return Math.sqrt(s);
+    }
+
+    /** The first trainable tensor with a non-finite gradient, or null. */
+    public static String firstNonFiniteGradient(Params grads) {
+        for (ParamSpec spec : grads.specs()) {
+            for (float g : grads.get(spec.name())) {
+                if (!Float.isFinite(g)) {
+                    return spec.name();
+                }
+            }
+        }
+        return null;
+    }
+
+    /** One AdamW step at learning rate {@code lr}, gradients clipped to global norm {@code settings.clip()}. */
+    public void update(Params params, Params grads, double lr, double gradNorm) {
+        t++;
+        float scale = (float) Math.min(1.0, settings.clip() / (gradNorm + 1e-6));
+        float bc1 = (float) (1 - Math.pow(settings.beta1(), t));
+        float bc2 = (float) (1 - Math.pow(settings.beta2(), t));
+        for (ParamSpec spec : params.specs()) {
+            if (!spec.trainable()) {
+                continue;
+            }
+            String name = spec.name();
+            float[] p = params.get(name);
+            AdamW.adamwUpdate(p, grads.get(name), m.get(name), v.get(name), (float) lr,
+                    (float) settings.beta1(), (float) settings.beta2(), (float) settings.eps(),
+                    spec.decay() ? (float) settings.weightDecay() : 0f, scale, bc1, bc2, p.length);
+        }
+    }
+
+    /**
+     * {@code router_bias[e] += gamma * sign(mean_load - load_e)} for each MoE sublayer, with
+     * the loads of the step just taken ({@code loads[l][e]} tokens routed to expert e).
+     */
+    public static void updateRouterBias(Params params, int[][] loads) {
+        Config cfg = params.config();
+        if (!cfg.isMoe() || loads == null) {
+            return;
+        }
+        float gamma = (float) cfg.routerGamma();
+        for (int l = 1; l < cfg.sublayers(); l += 2) {
+            float[] bias = params.get(ParamSpec.sublayerPrefix(l) + "router_bias");
+            double mean = 0;
+            for (int load : loads[l]) {
+                mean += load;
+            }
+            mean /= loads[l].length;
+            for (int e = 0; e < bias.length; e++) {
+                bias[e] += gamma * (float) Math.signum(mean - loads[l][e]);
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+package mhc.engine.train;
+
+import mhc.engine.Config;
+import mhc.engine.model.Gains;
+import mhc.engine.model.Model;
+import mhc.engine.model.Params;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Forward and backward of a batch on the JVM, split across threads by sequence. Each row of
+ * the batch is one chunk; a thread takes the next chunk, runs it on its own model replica
+ * (shared parameters, its own activations and gradients), and adds the chunk's gradients to
+ * the total <i>in chunk order</i>, waiting for its turn. So the sums, and every number of a
+ * run, are the same for any thread count: a chunk is always one row, and the order of the
+ * additions is fixed.
+ */
+public final class StepRunner implements AutoCloseable {
+    private final Params params;
+    private final Config cfg;
+    private final int threads;
+    private final Model[] replicas;
+    private final ExecutorService pool;
+
+    /** What one step computed besides the gradients. */
+    public record Result(double loss, int[][] loads, Gains gains, String nonFinite) {
+    }
+
+    public StepRunner(Params params, int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1");
+        }
+        this.params = params;
+        this.cfg = params.config();
+        this.threads = threads;
+        this.replicas = new Model[threads];
+        for (int i = 0; i < threads; i++) {
+            replicas[i] = new Model(params);
+        }
+        this.pool = threads > 1 ? Executors.newFixedThreadPool(threads, r -> {
+            Thread t = new Thread(r, "mhc-worker");
+            t.setDaemon(true);
+            return t;
+        }) : null;
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /**
+     * Mean loss over the batch's B*T positions and, into {@code grads} (overwritten), its
+     * gradient. With {@code withGains}, the Amax gains averaged over all tokens.
+     */
+    public Result step(int[] batch, int B, int T, Params grads, boolean withGains) {
+        grads.zero();
+        int total = B * T;
+        int L2 = cfg.sublayers();
+        double[] chunkLoss = new double[B];
+        int[][][] chunkLoads = new int[B][][];
+        Gains[] chunkGains = new Gains[B];
+        String[] nonFinite = new String[B];
+        AtomicInteger next = new AtomicInteger();
+        int[] added = {0}; // chunks whose gradients are in the total; guarded by itself
+        run(worker -> {
+            Model m = replicas[worker];
+            int[] row = new int[T + 1];
+            for (int c = next.getAndIncrement(); c < B; c = next.getAndIncrement()) {
+                System.arraycopy(batch, c * (T + 1), row, 0, T + 1);
+                m.forward(row, 1, T);
+                nonFinite[c] = Double.isFinite(m.loss()) ? null : m.firstNonFinite();
+                chunkLoss[c] = m.lossSum();
+                if (withGains) {
+                    chunkGains[c] = m.gains();
+                }
+                if (cfg.isMoe()) {
+                    chunkLoads[c] = new int[L2][];
+                    for (int l = 1; l < L2; l += 2) {
+                        chunkLoads[c][l] = m.expertLoads(l);
+                    }
+                }
+                m.backward(total);
+                synchronized (added) {
+                    while (added[0] != c) {
+                        try {
+                            added.wait();
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                            throw new IllegalStateException("interrupted", e);
+                        }
+                    }
+                    addInto(grads, m.grads());
+                    added[0]++;
+                    added.notifyAll();
+                }
+            }
+        });
+        double loss = 0;
+        String firstBad = null;
+        for (int c = 0; c < B; c++) {
+            loss += chunkLoss[c];
+            if (firstBad == null && nonFinite[c] != null) {
+                firstBad = nonFinite[c];
+            }
+        }
+        int[][] loads = null;
+        if (cfg.isMoe()) {
+            loads = new int[L2][];
+            for (int l = 1; l < L2; l += 2) {
+                loads[l] = new int[cfg.experts()];
+                for (int c = 0; c < B; c++) {
+                    for (int e = 0; e < cfg.experts(); e++) {
+                        loads[l][e] += chunkLoads[c][l][e];
+                    }
+                }
+            }
+        }
+        return new Result(loss / total, loads, withGains ? average(chunkGains) : null, firstBad);
+    }
+
+    /** Mean loss of a batch, forward only. */
+    public double loss(int[] batch, int B, int T) {
+        double[] chunkLoss = new double[B];
+        AtomicInteger next = new AtomicInteger();
+        run(worker -> {
+            Model m = replicas[worker];
+            int[] row = new int[T + 1];
+            for (int c = next.getAndIncrement(); c < B; c = next.getAndIncrement()) {
+                System.arraycopy(batch, c * (T + 1), row, 0, T + 1);
+                m.forward(row, 1, T);
+                chunkLoss[c] = m.lossSum();
+            }
+        });
+        double loss = 0;
+        for (double l : chunkLoss) {
+            loss += l;
+        }
+        return loss / (B * (double) T);
+    }
+
+    private interface Work {
+        void run(int worker);
+    }
+
+    private void run(Work work) {
+        if (pool == null) {
+            work.run(0);
+            return;
+        }
+        List<Future<?>> fs = new ArrayList<>();
+        for (int w = 0; w < threads; w++) {
+            int worker = w;
+            fs.add(pool.submit(() -> work.run(worker)));
+        }
+        for (Future<?> f : fs) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+            } catch (ExecutionException e) {
+                Throwable c = e.getCause();
+                if (c instanceof RuntimeException re) {
+                    throw re;
+                }
+                throw new IllegalStateException(c);
+            }
+        }
+    }
+
+    private static void addInto(Params total, Params part) {
+        for (String name : total.names()) {
+            float[] t = total.get(name);
+            float[] p = part.get(name);
+            for (int i = 0; i < t.length; i++) {
+                t[i] += p[i];
+            }
+        }
+    }
+
+    private static Gains average(Gains[] gs) {
+        int L2 = gs[0].forward().length;
+        double[] f = new double[L2], b = new double[L2], cf = new double[L2], cb = new double[L2];
+        for (Gains g : gs) {
+            for (int l = 0; l < L2; l++) {
+                f[l] += g.forward()[l] / gs.length;
+                b[l] += g.backward()[l] / gs.length;
+                cf[l] += g.compositeForward()[l] / gs.length;
+                cb[l] += g.compositeBackward()[l] / gs.length;
+            }
+        }
+        return new Gains(f, b, cf, cb);
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdownNow();
+        }
+    }
+}
