@@ -104,9 +104,11 @@ class CliTest {
 
     static void assertBadInput(Cli.Result r, String file, String problem) {
         assertEquals(2, r.code(), "exit code; stderr: " + r.err());
-        String err = r.err().strip();
-        assertFalse(err.contains("\n"), "one line expected: " + err);
-        assertFalse(err.contains("Exception") || err.contains("\tat "), "no stack trace: " + err);
+        String all = r.err().strip();
+        assertFalse(all.contains("Exception") || all.contains("\tat "), "no stack trace: " + all);
+        // Informational log lines may come first; the error is the one last line.
+        String err = all.substring(all.lastIndexOf('\n') + 1);
+        assertTrue(err.startsWith("mhc "), "the error is one line starting with 'mhc': " + all);
         assertTrue(err.contains(file), "names the file " + file + ": " + err);
         assertTrue(err.toLowerCase().contains(problem.toLowerCase()), "says '" + problem + "': " + err);
     }

@@ -3,10 +3,10 @@ package mhc.engine.cli;
 import mhc.engine.Checkpoint;
 import mhc.engine.Config;
 import mhc.engine.InputException;
-import mhc.engine.data.BatchSampler;
+import mhc.engine.LanguageModel;
 import mhc.engine.data.Corpus;
 import mhc.engine.model.Params;
-import mhc.engine.train.StepRunner;
+import mhc.engine.train.TrainSettings;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -39,13 +39,11 @@ final class EvalCommand implements Callable<Integer> {
         Corpus corpus = Corpus.load(data);
         corpus.requireWindow(cfg.seqLen());
         int B = cfg.batchSize(), T = cfg.seqLen();
-        double sum = 0;
-        try (StepRunner runner = new StepRunner(params, threads != null ? Math.max(1, threads) : Runtime.getRuntime().availableProcessors())) {
-            for (int i = 0; i < batches; i++) {
-                sum += runner.loss(BatchSampler.evalBatch(corpus.validation(), B, T, i, batches), B, T);
-            }
+        int n = threads != null ? Math.max(1, threads) : Runtime.getRuntime().availableProcessors();
+        double loss;
+        try (LanguageModel lm = LanguageModel.wrap(params, TrainSettings.defaults(), n)) {
+            loss = lm.evaluate(corpus, batches);
         }
-        double loss = sum / batches;
         System.out.printf(Locale.ROOT, "val_loss %.4f nats/byte, %.4f bits/byte (%d batches of %d x %d bytes of %s)%n",
                 loss, loss / Math.log(2), batches, B, T, corpus.source());
         return 0;

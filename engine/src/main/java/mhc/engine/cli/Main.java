@@ -1,7 +1,7 @@
 package mhc.engine.cli;
 
 import mhc.engine.InputException;
-import mhc.engine.train.Trainer;
+import mhc.engine.LanguageModel;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -50,7 +50,7 @@ public final class Main implements Runnable {
             if (verbose) {
                 e.printStackTrace(err);
             }
-            if (e instanceof Trainer.DivergedException d) {
+            if (e instanceof LanguageModel.DivergedException d) {
                 err.println("mhc " + cmd.getCommandName() + ": " + d.getMessage());
                 err.flush();
                 return EXIT_DIVERGED;

@@ -3,10 +3,9 @@ package mhc.engine.train;
 import com.google.gson.JsonObject;
 import mhc.engine.Config;
 import mhc.engine.InputException;
+import mhc.engine.LanguageModel;
 import mhc.engine.data.BatchSampler;
 import mhc.engine.data.Corpus;
-import mhc.engine.model.Gains;
-import mhc.engine.model.Params;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -21,16 +20,15 @@ import java.util.Locale;
 import java.util.function.Consumer;
 
 /**
- * The training loop: batches from a corpus, forward/backward on the JVM across threads,
- * AdamW with warmup, cosine decay and clipping, the router-bias update, periodic evaluation,
- * Amax gains and checkpoints, one JSON line per step.
+ * The training loop of {@code mhc train}: batches from a corpus, {@link LanguageModel#trainStep}
+ * (forward/backward across threads, AdamW, router-bias update), periodic evaluation, Amax gains
+ * and checkpoints, one JSON line per step.
  *
  * <pre>
  *   for step in start..steps-1:
- *       batch = sampler.next()                     seeded; state saved in checkpoints
- *       loss, grads = StepRunner.step(batch)       stops here if anything is non-finite
- *       AdamW(lr(step), clip);  router_bias += gamma sign(mean_load - load)
- *       log; eval / gains / checkpoint every N steps; stop cleanly if asked to
+ *       batch = sampler.next()                 seeded; its state is saved in checkpoints
+ *       lm.trainStep(batch)                    stops the run if anything is non-finite
+ *       log; eval / gains / checkpoint every N steps; stop cleanly when asked to
  * </pre>
  */
 public final class Trainer {
@@ -47,54 +45,41 @@ public final class Trainer {
      */
     public record Options(int evalEvery, int evalBatches, int checkpointEvery, int gainEvery, int threads) {
         public static Options defaults() {
-            return new Options(100, 8, 100, 100, Runtime.getRuntime().availableProcessors());
+            return new Options(100, 8, 100, 50, Runtime.getRuntime().availableProcessors());
         }
     }
 
-    /** Raised when a loss or gradient becomes NaN or infinite; nothing is saved after it. */
-    public static final class DivergedException extends RuntimeException {
-        public DivergedException(String message) {
-            super(message);
-        }
-    }
-
-    private final Params params;
+    private final LanguageModel lm;
     private final Config cfg;
     private final TrainSettings settings;
     private final Corpus corpus;
     private final Options options;
-    private final Optimizer optimizer;
     private final BatchSampler sampler;
     private final Path outDir;
     private final Path logFile;
-    private int step;
     private volatile boolean stopRequested;
     private Consumer<JsonObject> listener = r -> {
     };
     private double lastValLoss = Double.NaN;
 
     /** A new run from initialized parameters. */
-    public Trainer(Params params, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options) {
-        this(params, settings, corpus, outDir, logFile, options, new Optimizer(params.config(), settings), 0, null);
+    public Trainer(mhc.engine.model.Params params, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options) {
+        this(LanguageModel.wrap(params, settings, options.threads()), null, corpus, outDir, logFile, options);
     }
 
-    /** A run resumed from a training checkpoint. */
+    /** A run resumed from a training checkpoint, with the given settings (normally the saved ones). */
     public static Trainer resume(TrainState state, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options) {
-        Optimizer opt = new Optimizer(settings, state.m(), state.v(), state.step());
-        return new Trainer(state.params(), settings, corpus, outDir, logFile, options, opt, state.step(), state.samplerState());
+        return new Trainer(LanguageModel.resume(state, settings, options.threads()), state.samplerState(), corpus, outDir, logFile, options);
     }
 
-    private Trainer(Params params, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options,
-                    Optimizer optimizer, int step, Long samplerState) {
-        this.params = params;
-        this.cfg = params.config();
-        this.settings = settings;
+    private Trainer(LanguageModel lm, Long samplerState, Corpus corpus, Path outDir, Path logFile, Options options) {
+        this.lm = lm;
+        this.cfg = lm.config();
+        this.settings = lm.settings();
         this.corpus = corpus;
         this.options = options;
-        this.optimizer = optimizer;
         this.outDir = outDir;
         this.logFile = logFile;
-        this.step = step;
         corpus.requireWindow(cfg.seqLen());
         this.sampler = new BatchSampler(corpus.train(), cfg.batchSize(), cfg.seqLen(), settings.seed());
         if (samplerState != null) {
@@ -112,12 +97,12 @@ public final class Trainer {
         stopRequested = true;
     }
 
-    public Params params() {
-        return params;
+    public LanguageModel model() {
+        return lm;
     }
 
     public int step() {
-        return step;
+        return lm.step();
     }
 
     public double lastValLoss() {
@@ -129,54 +114,43 @@ public final class Trainer {
         return dir.resolve(String.format(Locale.ROOT, "step-%06d.safetensors", s));
     }
 
-    /** Trains to {@code settings.steps()} (or until stopped); returns the path of the last checkpoint. */
+    /**
+     * Trains to {@code settings.steps()} (or until stopped) and returns the last checkpoint written.
+     * On a non-finite loss or gradient it throws {@link LanguageModel.DivergedException} and
+     * writes nothing more: the checkpoints on disk all hold finite numbers.
+     */
     public Path run() {
         int B = cfg.batchSize(), T = cfg.seqLen();
-        Params grads = new Params(cfg);
         Path last = null;
-        try (StepRunner runner = new StepRunner(params, options.threads());
-             BufferedWriter jsonl = logFile == null ? null : Files.newBufferedWriter(logFile, StandardCharsets.UTF_8,
-                     StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
-            while (step < settings.steps()) {
+        try (BufferedWriter jsonl = logFile == null ? null : Files.newBufferedWriter(logFile, StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+            while (lm.step() < settings.steps()) {
                 long t0 = System.nanoTime();
-                int[] batch = sampler.next();
-                boolean gainsNow = options.gainEvery() > 0 && (step + 1) % options.gainEvery() == 0;
-                StepRunner.Result r = runner.step(batch, B, T, grads, gainsNow);
-                if (r.nonFinite() != null || !Double.isFinite(r.loss())) {
-                    throw new DivergedException(String.format(Locale.ROOT,
-                            "step %d: the loss is %s; the first non-finite output is in %s. Nothing was saved after step %d; "
-                                    + "lower --lr or resume from an earlier checkpoint", step + 1, r.loss(),
-                            r.nonFinite() == null ? "the loss" : r.nonFinite(), step));
+                int next = lm.step() + 1;
+                boolean gainsNow = options.gainEvery() > 0 && next % options.gainEvery() == 0;
+                LanguageModel.Step s;
+                try {
+                    s = lm.trainStep(sampler.next(), gainsNow);
+                } catch (LanguageModel.DivergedException e) {
+                    throw new LanguageModel.DivergedException(e.getMessage() + ". Nothing was saved after step " + (next - 1)
+                            + "; lower --lr or resume from an earlier checkpoint");
                 }
-                double norm = Optimizer.gradNorm(grads);
-                if (!Double.isFinite(norm)) {
-                    throw new DivergedException(String.format(Locale.ROOT,
-                            "step %d: the gradient of %s is not finite (loss %.4f). Nothing was saved after step %d; "
-                                    + "lower --lr or resume from an earlier checkpoint", step + 1,
-                            Optimizer.firstNonFiniteGradient(grads), r.loss(), step));
-                }
-                double lr = settings.lrAt(step);
-                optimizer.update(params, grads, lr, norm);
-                Optimizer.updateRouterBias(params, r.loads());
-                step++;
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 JsonObject rec = new JsonObject();
-                rec.addProperty("step", step);
-                rec.addProperty("loss", r.loss());
-                rec.addProperty("lr", lr);
-                rec.addProperty("grad_norm", norm);
+                rec.addProperty("step", s.step());
+                rec.addProperty("loss", s.loss());
+                rec.addProperty("lr", s.lr());
+                rec.addProperty("grad_norm", s.gradNorm());
                 rec.addProperty("tokens_per_s", B * T / seconds);
-                if (r.gains() != null) {
-                    Gains g = r.gains();
-                    rec.addProperty("gain_fwd", g.maxCompositeForward());
-                    rec.addProperty("gain_bwd", g.maxCompositeBackward());
+                if (s.gains() != null) {
+                    rec.addProperty("gain_fwd", s.gains().maxCompositeForward());
+                    rec.addProperty("gain_bwd", s.gains().maxCompositeBackward());
                 }
-                boolean lastStep = step == settings.steps();
-                if ((options.evalEvery() > 0 && step % options.evalEvery() == 0) || lastStep) {
-                    double val = evaluate(runner, options.evalBatches());
-                    lastValLoss = val;
-                    rec.addProperty("val_loss", val);
-                    rec.addProperty("val_bpb", val / Math.log(2));
+                boolean lastStep = s.step() == settings.steps();
+                if ((options.evalEvery() > 0 && s.step() % options.evalEvery() == 0) || lastStep) {
+                    lastValLoss = lm.evaluate(corpus.validation(), options.evalBatches());
+                    rec.addProperty("val_loss", lastValLoss);
+                    rec.addProperty("val_bpb", lastValLoss / Math.log(2));
                 }
                 if (jsonl != null) {
                     jsonl.write(rec.toString());
@@ -184,37 +158,28 @@ public final class Trainer {
                     jsonl.flush();
                 }
                 listener.accept(rec);
-                if ((options.checkpointEvery() > 0 && step % options.checkpointEvery() == 0) || lastStep || stopRequested) {
+                if ((options.checkpointEvery() > 0 && s.step() % options.checkpointEvery() == 0) || lastStep || stopRequested) {
                     last = save();
                 }
                 if (stopRequested) {
-                    log.info("stopped after step {}; checkpoint {}", step, last);
+                    log.info("stopped after step {}; checkpoint {}", s.step(), last);
                     break;
                 }
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the log " + logFile + ": " + e.getMessage(), e);
+        } finally {
+            lm.close();
         }
         return last;
-    }
-
-    /** Mean validation loss (nats per byte) over fixed, evenly spaced windows of the validation split. */
-    public double evaluate(StepRunner runner, int batches) {
-        int B = cfg.batchSize(), T = cfg.seqLen();
-        double sum = 0;
-        for (int i = 0; i < batches; i++) {
-            sum += runner.loss(BatchSampler.evalBatch(corpus.validation(), B, T, i, batches), B, T);
-        }
-        return sum / batches;
     }
 
     private Path save() {
         if (outDir == null) {
             return null;
         }
-        Path p = checkpointPath(outDir, step);
-        new TrainState(params, optimizer.firstMoments(), optimizer.secondMoments(), step, sampler.state(), settings,
-                corpus.source()).save(p);
+        Path p = checkpointPath(outDir, lm.step());
+        lm.trainState(sampler.state(), corpus.source()).save(p);
         return p;
     }
 

@@ -1,0 +1,199 @@
+package mhc.engine;
+
+import mhc.engine.data.BatchSampler;
+import mhc.engine.data.Corpus;
+import mhc.engine.model.Gains;
+import mhc.engine.model.Params;
+import mhc.engine.train.Optimizer;
+import mhc.engine.train.StepRunner;
+import mhc.engine.train.TrainSettings;
+import mhc.engine.train.TrainState;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * The library entry point: a model with its optimizer, ready to train, evaluate and generate.
+ *
+ * <pre>{@code
+ * Config cfg = Config.preset("tiny").with("connection", "mhc");
+ * try (LanguageModel lm = LanguageModel.create(cfg, 42, TrainSettings.defaults().withSteps(200))) {
+ *     Corpus text = Corpus.load(null);                      // the bundled Europarl sample
+ *     BatchSampler batches = new BatchSampler(text.train(), cfg.batchSize(), cfg.seqLen(), 1);
+ *     for (int i = 0; i < 200; i++) {
+ *         LanguageModel.Step s = lm.trainStep(batches.next());
+ *     }
+ *     double valLoss = lm.evaluate(text.validation(), 4);   // nats per byte
+ *     lm.save(Path.of("tiny.safetensors"));
+ *     String more = lm.generate("The Commission", 100, 0.8, 40, 7);
+ * }
+ * }</pre>
+ *
+ * Batches are B rows of T+1 byte tokens ({@code cfg.batchSize()} x {@code cfg.seqLen()+1}).
+ * Work is spread over all cores; the numbers do not depend on how many.
+ */
+public final class LanguageModel implements AutoCloseable {
+    private final Params params;
+    private final Config cfg;
+    private final TrainSettings settings;
+    private final Optimizer optimizer;
+    private final StepRunner runner;
+    private Params grads;
+
+    /** The outcome of one optimizer step. {@code gains} is null unless asked for. */
+    public record Step(int step, double loss, double lr, double gradNorm, Gains gains) {
+    }
+
+    /** Raised when a loss or gradient becomes NaN or infinite; the parameters are left as before the step. */
+    public static final class DivergedException extends RuntimeException {
+        public DivergedException(String message) {
+            super(message);
+        }
+    }
+
+    private LanguageModel(Params params, TrainSettings settings, Optimizer optimizer, int threads) {
+        this.params = params;
+        this.cfg = params.config();
+        this.settings = settings;
+        this.optimizer = optimizer;
+        this.runner = new StepRunner(params, threads);
+    }
+
+    /** A freshly initialized model (MODEL.md's init) that will train with {@code settings}. */
+    public static LanguageModel create(Config cfg, long seed, TrainSettings settings) {
+        return wrap(Init.initialize(cfg, seed), settings);
+    }
+
+    /** A model around given parameters, with fresh optimizer state, on all cores. */
+    public static LanguageModel wrap(Params params, TrainSettings settings) {
+        return wrap(params, settings, defaultThreads());
+    }
+
+    /** The same on {@code threads} worker threads: the numbers do not depend on the count. */
+    public static LanguageModel wrap(Params params, TrainSettings settings, int threads) {
+        return new LanguageModel(params, settings, new Optimizer(params.config(), settings), threads);
+    }
+
+    /** A model checkpoint, for evaluation and generation (or training with fresh optimizer state). */
+    public static LanguageModel load(Path checkpoint) {
+        return wrap(Checkpoint.load(checkpoint), TrainSettings.defaults());
+    }
+
+    /** Continues from a training checkpoint: parameters, optimizer moments and step count. */
+    public static LanguageModel resume(TrainState state, TrainSettings settings, int threads) {
+        return new LanguageModel(state.params(), settings,
+                new Optimizer(settings, state.m(), state.v(), state.step()), threads);
+    }
+
+    static int defaultThreads() {
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    public Config config() {
+        return cfg;
+    }
+
+    public Params params() {
+        return params;
+    }
+
+    public TrainSettings settings() {
+        return settings;
+    }
+
+    /** Optimizer steps taken so far. */
+    public int step() {
+        return optimizer.stepsTaken();
+    }
+
+    public Step trainStep(int[] batch) {
+        return trainStep(batch, false);
+    }
+
+    /**
+     * One step on a batch of {@code batchSize} rows of {@code seqLen+1} tokens: forward, backward,
+     * AdamW at the scheduled learning rate with gradient clipping, then the MoE router-bias update.
+     * With {@code withGains}, also the Amax gains of this batch.
+     */
+    public Step trainStep(int[] batch, boolean withGains) {
+        int B = cfg.batchSize(), T = cfg.seqLen();
+        checkBatch(batch, B, T);
+        if (grads == null) {
+            grads = new Params(cfg);
+        }
+        int s = optimizer.stepsTaken();
+        StepRunner.Result r = runner.step(batch, B, T, grads, withGains);
+        if (r.nonFinite() != null || !Double.isFinite(r.loss())) {
+            throw new DivergedException(String.format(Locale.ROOT, "step %d: the loss is %s; the first non-finite output is in %s",
+                    s + 1, r.loss(), r.nonFinite() == null ? "the loss" : r.nonFinite()));
+        }
+        double norm = Optimizer.gradNorm(grads);
+        if (!Double.isFinite(norm)) {
+            throw new DivergedException(String.format(Locale.ROOT, "step %d: the gradient of %s is not finite (loss %.4f)",
+                    s + 1, Optimizer.firstNonFiniteGradient(grads), r.loss()));
+        }
+        double lr = settings.lrAt(s);
+        optimizer.update(params, grads, lr, norm);
+        Optimizer.updateRouterBias(params, r.loads());
+        return new Step(s + 1, r.loss(), lr, norm, r.gains());
+    }
+
+    /** Mean loss (nats per byte) of one batch of any B rows of T+1 tokens, forward only. */
+    public double loss(int[] batch, int B, int T) {
+        checkBatch(batch, B, T);
+        return runner.loss(batch, B, T);
+    }
+
+    /** Mean loss over {@code batches} fixed, evenly spaced windows of {@code text} ({@code batchSize x seqLen}). */
+    public double evaluate(byte[] text, int batches) {
+        int B = cfg.batchSize(), T = cfg.seqLen();
+        if (text.length < T + 1) {
+            throw new InputException("evaluation text of " + text.length + " bytes is shorter than one window of " + (T + 1));
+        }
+        double sum = 0;
+        for (int i = 0; i < batches; i++) {
+            sum += runner.loss(BatchSampler.evalBatch(text, B, T, i, batches), B, T);
+        }
+        return sum / batches;
+    }
+
+    /** Validation loss of a corpus: {@link #evaluate(byte[], int)} on its validation split. */
+    public double evaluate(Corpus corpus, int batches) {
+        return evaluate(corpus.validation(), batches);
+    }
+
+    /** Continues {@code prompt} by {@code tokens} sampled bytes, decoded as UTF-8 (broken sequences replaced). */
+    public String generate(String prompt, int tokens, double temperature, int topK, long seed) {
+        byte[] out = new Generator(params).generate(prompt.getBytes(StandardCharsets.UTF_8), tokens, temperature, topK, seed);
+        return Generator.decodeUtf8(out);
+    }
+
+    /** Writes a model checkpoint (MODEL.md's format) atomically. */
+    public void save(Path path) {
+        Checkpoint.save(path, params);
+    }
+
+    /** Everything needed to resume, with the caller's data-sampler state. */
+    public TrainState trainState(long samplerState, String dataSource) {
+        return new TrainState(params, optimizer.firstMoments(), optimizer.secondMoments(), optimizer.stepsTaken(),
+                samplerState, settings, dataSource);
+    }
+
+    private static void checkBatch(int[] batch, int B, int T) {
+        if (batch.length != B * (T + 1)) {
+            throw new InputException("a batch must hold " + B + " rows of " + (T + 1) + " tokens (" + B * (T + 1)
+                    + "), got " + batch.length);
+        }
+        for (int t : batch) {
+            if (t < 0 || t >= Config.VOCAB) {
+                throw new InputException("token " + t + " is outside 0..255 (tokens are bytes)");
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        runner.close();
+    }
+}

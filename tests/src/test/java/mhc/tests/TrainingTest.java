@@ -1,0 +1,246 @@
+package mhc.tests;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import mhc.engine.Config;
+import mhc.engine.Init;
+import mhc.engine.LanguageModel;
+import mhc.engine.ParamSpec;
+import mhc.engine.data.Corpus;
+import mhc.engine.io.Safetensors;
+import mhc.engine.model.Params;
+import mhc.engine.train.Optimizer;
+import mhc.engine.train.StepRunner;
+import mhc.engine.train.TrainSettings;
+import mhc.engine.train.TrainState;
+import mhc.engine.train.Trainer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.AbstractList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The training loop: learning, bit-exact resume, atomic checkpoints, the NaN guard, threads. */
+class TrainingTest {
+    @TempDir
+    static Path dir;
+    static Path text;
+
+    /** A small multilingual text: ~40 KB of varied sentences, enough for windows of 64+1 bytes. */
+    @BeforeAll
+    static void text() throws IOException {
+        StringBuilder sb = new StringBuilder();
+        String[] words = {"the", "parliament", "commission", "council", "vote", "report", "member", "states", "europe",
+                "budget", "proposal", "amendment", "debate", "président", "über", "ελληνικά", "questão", "policy"};
+        java.util.Random r = new java.util.Random(5);
+        for (int line = 0; line < 600; line++) {
+            int n = 5 + r.nextInt(10);
+            for (int w = 0; w < n; w++) {
+                sb.append(words[r.nextInt(words.length)]).append(w == n - 1 ? ".\n" : " ");
+            }
+        }
+        text = dir.resolve("text.txt");
+        Files.writeString(text, sb);
+    }
+
+    static Config small() {
+        return Config.preset("tiny").withAll(Map.of("width", 32, "blocks", 1, "heads", 2, "seq_len", 32,
+                "batch_size", 4, "ffn_hidden", 64));
+    }
+
+    static List<JsonObject> log(Path file) throws IOException {
+        List<JsonObject> out = new ArrayList<>();
+        for (String line : Files.readAllLines(file)) {
+            out.add(JsonParser.parseString(line).getAsJsonObject());
+        }
+        return out;
+    }
+
+    @Test
+    void lossDropsOnSmallText() {
+        Corpus corpus = Corpus.load(text);
+        TrainSettings s = TrainSettings.defaults().withSteps(40).withLr(1e-2).withWarmup(5);
+        Trainer t = new Trainer(Init.initialize(small(), 3), s, corpus, null, null, new Trainer.Options(0, 2, 0, 0, 2));
+        List<Double> losses = new ArrayList<>();
+        t.onRecord(r -> losses.add(r.get("loss").getAsDouble()));
+        t.run();
+        double first = losses.get(0);
+        double lastFive = losses.subList(35, 40).stream().mapToDouble(d -> d).average().orElseThrow();
+        assertEquals(Math.log(256), first, 0.1, "initial loss near uniform");
+        assertTrue(lastFive < first - 2.0, "loss fell from " + first + " to " + lastFive);
+        assertTrue(t.lastValLoss() < first - 2.0, "validation loss " + t.lastValLoss());
+    }
+
+    /** Train 20 steps of tiny; resume from step 10 on another thread count; steps 11..20 agree bit for bit. */
+    @Test
+    void resumeIsBitExact() throws IOException {
+        Path a = dir.resolve("run-a"), b = dir.resolve("run-b");
+        Cli.Result r = Cli.run("train", "--preset", "tiny", "--data", text.toString(), "--steps", "20", "--checkpoint-every", "10",
+                "--eval-every", "10", "--gain-every", "5", "--threads", "2", "--out", a.toString());
+        assertEquals(0, r.code(), r.err());
+        Path at10 = Trainer.checkpointPath(a, 10);
+        assertTrue(Files.exists(at10));
+        r = Cli.run("train", "--resume", at10.toString(), "--data", text.toString(), "--eval-every", "10", "--gain-every", "5",
+                "--checkpoint-every", "10", "--threads", "1", "--out", b.toString());
+        assertEquals(0, r.code(), r.err());
+        List<JsonObject> full = log(a.resolve("log.jsonl")), resumed = log(b.resolve("log.jsonl"));
+        assertEquals(20, full.size());
+        assertEquals(10, resumed.size());
+        for (int i = 0; i < 10; i++) {
+            JsonObject x = full.get(10 + i), y = resumed.get(i);
+            assertEquals(x.get("step").getAsInt(), y.get("step").getAsInt());
+            for (String k : List.of("loss", "lr", "grad_norm")) {
+                assertEquals(x.get(k).getAsDouble(), y.get(k).getAsDouble(), 0.0, "step " + x.get("step") + " " + k);
+            }
+            for (String k : List.of("val_loss", "gain_fwd", "gain_bwd")) {
+                assertEquals(x.has(k), y.has(k));
+                if (x.has(k)) {
+                    assertEquals(x.get(k).getAsDouble(), y.get(k).getAsDouble(), 0.0, "step " + x.get("step") + " " + k);
+                }
+            }
+        }
+        Params pa = TrainState.load(Trainer.checkpointPath(a, 20)).params();
+        Params pb = TrainState.load(Trainer.checkpointPath(b, 20)).params();
+        for (String name : pa.names()) {
+            assertArrayEquals(pa.get(name), pb.get(name), name);
+        }
+    }
+
+    @Test
+    void lossAndGradientsDoNotDependOnTheThreadCount() {
+        Config cfg = Models.small("mhc", "moe").with("batch_size", 5);
+        Params p = Models.perturbed(cfg, 2);
+        int[] batch = Models.tokens(5, 6, 8);
+        Params g1 = new Params(cfg), g2 = new Params(cfg);
+        StepRunner.Result r1, r2;
+        try (StepRunner one = new StepRunner(p, 1); StepRunner two = new StepRunner(p, 2)) {
+            r1 = one.step(batch, 5, 6, g1, true);
+            r2 = two.step(batch, 5, 6, g2, true);
+        }
+        assertEquals(r1.loss(), r2.loss(), 0.0);
+        assertEquals(r1.gains().maxCompositeBackward(), r2.gains().maxCompositeBackward(), 0.0);
+        for (String name : g1.names()) {
+            assertArrayEquals(g1.get(name), g2.get(name), name);
+        }
+        for (int l = 1; l < cfg.sublayers(); l += 2) {
+            assertArrayEquals(r1.loads()[l], r2.loads()[l]);
+            assertEquals(5 * 6 * cfg.expertsActive(), java.util.Arrays.stream(r1.loads()[l]).sum());
+        }
+    }
+
+    /** The batch split into rows gives the gradient of the whole batch's mean loss (up to rounding). */
+    @Test
+    void dataParallelGradientEqualsTheWholeBatchGradient() {
+        Config cfg = Models.small("hc", "dense").with("batch_size", 3);
+        Params p = Models.perturbed(cfg, 4);
+        int[] batch = Models.tokens(3, 6, 2);
+        Params g = new Params(cfg);
+        double loss;
+        try (StepRunner r = new StepRunner(p, 2)) {
+            loss = r.step(batch, 3, 6, g, false).loss();
+        }
+        mhc.engine.model.Model whole = new mhc.engine.model.Model(p);
+        assertEquals(whole.forward(batch, 3, 6), loss, 1e-6);
+        whole.backward();
+        for (String name : g.names()) {
+            Check.close(name, whole.grads().get(name), g.get(name), 1e-6, 1e-4);
+        }
+    }
+
+    @Test
+    void nanGuardNamesTheStepAndTheSublayer() throws IOException {
+        Params p = Init.initialize(small(), 1);
+        p.get("blocks.0.ffn.w1")[7] = Float.NaN;
+        Path out = dir.resolve("nan-run");
+        Files.createDirectories(out);
+        Trainer t = new Trainer(p, TrainSettings.defaults().withSteps(5), Corpus.load(text), out, null,
+                new Trainer.Options(0, 1, 1, 0, 2));
+        LanguageModel.DivergedException e = assertThrows(LanguageModel.DivergedException.class, t::run);
+        assertTrue(e.getMessage().contains("step 1"), e.getMessage());
+        assertTrue(e.getMessage().contains("sublayer 1 (blocks.0.ffn)"), e.getMessage());
+        try (Stream<Path> files = Files.list(out)) {
+            assertEquals(0, files.count(), "no checkpoint may be written");
+        }
+    }
+
+    @Test
+    void nanGuardOnTheCommandLine() throws IOException {
+        Path ck = dir.resolve("nan.safetensors");
+        Params p = Init.initialize(small(), 1);
+        p.get("blocks.0.attn.wv")[3] = Float.POSITIVE_INFINITY;
+        TrainState st = new TrainState(p, new Params(p.config()), new Params(p.config()), 0, 1, TrainSettings.defaults().withSteps(3), "x");
+        st.save(ck);
+        Cli.Result r = Cli.run("train", "--resume", ck.toString(), "--data", text.toString(), "--out", dir.resolve("nan-cli").toString());
+        assertEquals(3, r.code(), r.err());
+        assertTrue(r.err().contains("sublayer 0 (blocks.0.attn)"), r.err());
+    }
+
+    /** A write that fails midway (here: a tensor list that breaks while streaming) leaves the old checkpoint intact. */
+    @Test
+    void failedCheckpointWriteKeepsThePreviousOne() throws IOException {
+        Params p = Init.initialize(small(), 1);
+        Path ck = dir.resolve("atomic.safetensors");
+        new TrainState(p, new Params(p.config()), new Params(p.config()), 7, 42, TrainSettings.defaults(), "x").save(ck);
+        byte[] before = Files.readAllBytes(ck);
+        List<Safetensors.Tensor> tensors = mhc.engine.Checkpoint.tensors("", p);
+        // Reads past the first pass over the list (the header) fail: the crash comes while data is written.
+        int[] reads = {0};
+        List<Safetensors.Tensor> failing = new AbstractList<>() {
+            @Override
+            public Safetensors.Tensor get(int i) {
+                if (++reads[0] > tensors.size() + tensors.size() / 2) {
+                    throw new IllegalStateException("simulated crash while writing");
+                }
+                return tensors.get(i);
+            }
+
+            @Override
+            public int size() {
+                return tensors.size();
+            }
+        };
+        assertThrows(RuntimeException.class, () -> Safetensors.write(ck, Map.of("config", p.config().toJson()), failing));
+        assertArrayEquals(before, Files.readAllBytes(ck), "previous checkpoint intact");
+        TrainState back = TrainState.load(ck);
+        assertEquals(7, back.step());
+        assertEquals(42, back.samplerState());
+        try (Stream<Path> files = Files.list(dir)) {
+            assertFalse(files.anyMatch(f -> f.getFileName().toString().endsWith(".tmp")), "no temporary file left");
+        }
+    }
+
+    @Test
+    void routerBiasFollowsTheLoads() {
+        Config cfg = Models.small("mhc", "moe");
+        Params p = Init.initialize(cfg, 2);
+        int[][] loads = new int[cfg.sublayers()][];
+        loads[1] = new int[]{10, 2, 4, 4, 0};   // mean 4
+        loads[3] = new int[]{4, 4, 4, 4, 4};
+        Optimizer.updateRouterBias(p, loads);
+        float g = (float) cfg.routerGamma();
+        assertArrayEquals(new float[]{-g, g, 0, 0, g}, p.get("blocks.0.ffn.router_bias"));
+        assertArrayEquals(new float[5], p.get("blocks.1.ffn.router_bias"));
+    }
+
+    @Test
+    void weightDecaySkipsNormsAndConnectionStatics() {
+        Config cfg = Models.small("hc", "moe");
+        for (ParamSpec s : new Params(cfg).specs()) {
+            boolean expect = s.shape().length >= 2 && !s.name().endsWith("hc.res");
+            assertEquals(expect, s.decay(), s.name());
+        }
+    }
+}
