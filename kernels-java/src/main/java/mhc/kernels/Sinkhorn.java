@@ -9,7 +9,7 @@ import uk.ac.manchester.tornado.api.annotations.Parallel;
  *
  * <p>The backward is the exact reverse of these steps. Instead of keeping 2*iters matrices per
  * token from the forward, it recomputes them into a scratch buffer, walks back through them,
- * and forgets them: a scratch of {@code (N, 2*iters+1, n, n)} floats is shared by all layers.
+ * and forgets them: a scratch of {@code (N, 2*iters+2, n, n)} floats is shared by all layers.
  */
 public final class Sinkhorn {
     private Sinkhorn() {
@@ -17,7 +17,7 @@ public final class Sinkhorn {
 
     /** Floats of scratch that {@link #sinkhornBackward} needs. */
     public static int workSize(int N, int n, int iters) {
-        return N * (2 * iters + 1) * n * n;
+        return N * (2 * iters + 2) * n * n;
     }
 
     public static void sinkhornForward(float[] out, // (N, n, n) doubly stochastic
@@ -59,19 +59,19 @@ public final class Sinkhorn {
     /**
      * Undoes the forward step by step. For a column step {@code Y[i][j] = X[i][j] / s_j} with
      * {@code s_j = sum_i X[i][j]}: {@code dX[i][j] = (dY[i][j] - sum_i' dY[i'][j] Y[i'][j]) / s_j};
-     * a row step is the same with rows. Through {@code M = exp(Z - max)}: {@code dZ = dM * M}
-     * (the max is a constant: the result does not change when M is scaled).
+     * a row step is the same with rows. Through {@code M = exp(Z - max)}: {@code dZ = dM * M},
+     * minus {@code sum(dM * M)} at the (first) argmax of Z.
      */
     public static void sinkhornBackward(float[] dz,   // (N, n, n)
                                         float[] dout, // (N, n, n)
                                         float[] z,    // (N, n, n)
-                                        float[] work, // (N, 2*iters+1, n, n) scratch
+                                        float[] work, // (N, 2*iters+2, n, n) scratch
                                         int N, int n, int iters) {
         int nn = n * n;
-        int stride = (2 * iters + 1) * nn;
+        int stride = (2 * iters + 2) * nn;
         for (@Parallel int r = 0; r < N; r++) {
             int w = r * stride;          // state k (the input of step k) at w + k*nn
-            int g = w + 2 * iters * nn;  // the running gradient
+            int g = w + (2 * iters + 1) * nn; // the running gradient, after the 2*iters+1 state slots
             float max = Float.NEGATIVE_INFINITY;
             for (int e = 0; e < nn; e++) {
                 max = Math.max(max, z[r * nn + e]);
@@ -141,9 +141,19 @@ public final class Sinkhorn {
                     }
                 }
             }
+            // Through the shift by max(Z): the term -sum(dM * M) at the argmax. It vanishes
+            // analytically for iters >= 1 (the result ignores a scale of M) but not for iters = 0.
+            int arg = 0;
+            float shift = 0f;
             for (int e = 0; e < nn; e++) {
-                dz[r * nn + e] += work[g + e] * work[w + e];
+                float d = work[g + e] * work[w + e];
+                dz[r * nn + e] += d;
+                shift += d;
+                if (z[r * nn + e] > z[r * nn + arg]) {
+                    arg = e;
+                }
             }
+            dz[r * nn + arg] -= shift;
         }
     }
 }
