@@ -22,7 +22,11 @@ public final class Generator {
     private final Config cfg;
 
     public Generator(Params params) {
-        this.model = new Model(params);
+        this(params, Backend.defaultBackend());
+    }
+
+    public Generator(Params params, Backend backend) {
+        this.model = new Model(params, backend.newOps());
         this.cfg = params.config();
     }
 

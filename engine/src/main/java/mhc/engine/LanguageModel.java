@@ -52,12 +52,15 @@ public final class LanguageModel implements AutoCloseable {
         }
     }
 
-    private LanguageModel(Params params, TrainSettings settings, Optimizer optimizer, int threads) {
+    private final Backend backend;
+
+    private LanguageModel(Params params, TrainSettings settings, Optimizer optimizer, int threads, Backend backend) {
         this.params = params;
         this.cfg = params.config();
         this.settings = settings;
         this.optimizer = optimizer;
-        this.runner = new StepRunner(params, threads);
+        this.backend = backend;
+        this.runner = new StepRunner(params, threads, backend);
     }
 
     /** A freshly initialized model (MODEL.md's init) that will train with {@code settings}. */
@@ -65,14 +68,19 @@ public final class LanguageModel implements AutoCloseable {
         return wrap(Init.initialize(cfg, seed), settings);
     }
 
-    /** A model around given parameters, with fresh optimizer state, on all cores. */
+    /** A model around given parameters, with fresh optimizer state, on all cores of the default backend. */
     public static LanguageModel wrap(Params params, TrainSettings settings) {
-        return wrap(params, settings, defaultThreads());
+        return wrap(params, settings, defaultThreads(), Backend.defaultBackend());
     }
 
-    /** The same on {@code threads} worker threads: the numbers do not depend on the count. */
+    /** On {@code threads} worker threads of the default backend; the numbers do not depend on the count. */
     public static LanguageModel wrap(Params params, TrainSettings settings, int threads) {
-        return new LanguageModel(params, settings, new Optimizer(params.config(), settings), threads);
+        return wrap(params, settings, threads, Backend.defaultBackend());
+    }
+
+    /** The same on {@code threads} worker threads (the numbers do not depend on the count) of a backend. */
+    public static LanguageModel wrap(Params params, TrainSettings settings, int threads, Backend backend) {
+        return new LanguageModel(params, settings, new Optimizer(params.config(), settings), threads, backend);
     }
 
     /** A model checkpoint, for evaluation and generation (or training with fresh optimizer state). */
@@ -81,13 +89,17 @@ public final class LanguageModel implements AutoCloseable {
     }
 
     /** Continues from a training checkpoint: parameters, optimizer moments and step count. */
-    public static LanguageModel resume(TrainState state, TrainSettings settings, int threads) {
+    public static LanguageModel resume(TrainState state, TrainSettings settings, int threads, Backend backend) {
         return new LanguageModel(state.params(), settings,
-                new Optimizer(settings, state.m(), state.v(), state.step()), threads);
+                new Optimizer(settings, state.m(), state.v(), state.step()), threads, backend);
     }
 
     static int defaultThreads() {
         return Runtime.getRuntime().availableProcessors();
+    }
+
+    public Backend backend() {
+        return backend;
     }
 
     public Config config() {
@@ -165,7 +177,7 @@ public final class LanguageModel implements AutoCloseable {
 
     /** Continues {@code prompt} by {@code tokens} sampled bytes, decoded as UTF-8 (broken sequences replaced). */
     public String generate(String prompt, int tokens, double temperature, int topK, long seed) {
-        byte[] out = new Generator(params).generate(prompt.getBytes(StandardCharsets.UTF_8), tokens, temperature, topK, seed);
+        byte[] out = new Generator(params, backend).generate(prompt.getBytes(StandardCharsets.UTF_8), tokens, temperature, topK, seed);
         return Generator.decodeUtf8(out);
     }
 

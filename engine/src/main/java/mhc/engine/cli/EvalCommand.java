@@ -27,6 +27,8 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores).")
     Integer threads;
     @Mixin
+    BackendOptions backendOptions;
+    @Mixin
     Common common;
 
     @Override
@@ -41,7 +43,7 @@ final class EvalCommand implements Callable<Integer> {
         int B = cfg.batchSize(), T = cfg.seqLen();
         int n = threads != null ? Math.max(1, threads) : Runtime.getRuntime().availableProcessors();
         double loss;
-        try (LanguageModel lm = LanguageModel.wrap(params, TrainSettings.defaults(), n)) {
+        try (LanguageModel lm = LanguageModel.wrap(params, TrainSettings.defaults(), n, backendOptions.select())) {
             loss = lm.evaluate(corpus, batches);
         }
         System.out.printf(Locale.ROOT, "val_loss %.4f nats/byte, %.4f bits/byte (%d batches of %d x %d bytes of %s)%n",

@@ -25,13 +25,15 @@ final class GainCommand implements Callable<Integer> {
     @Option(names = "--tokens", paramLabel = "TK", required = true, description = "Safetensors file with I32 'tokens' [B, T+1].")
     Path tokens;
     @Mixin
+    BackendOptions backendOptions;
+    @Mixin
     Common common;
 
     @Override
     public Integer call() {
         Params params = Checkpoint.load(checkpoint);
         Batch batch = Batch.load(tokens);
-        Model model = new Model(params);
+        Model model = new Model(params, backendOptions.select().newOps());
         double loss = model.forward(batch.tokens(), batch.rows(), batch.length());
         System.out.println(json(loss, model.gains()));
         return 0;

@@ -26,11 +26,13 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", defaultValue = "1", description = "Sampling seed (default ${DEFAULT-VALUE}).")
     long seed;
     @Mixin
+    BackendOptions backendOptions;
+    @Mixin
     Common common;
 
     @Override
     public Integer call() {
-        Generator g = new Generator(Checkpoint.load(checkpoint));
+        Generator g = new Generator(Checkpoint.load(checkpoint), backendOptions.select());
         byte[] out = g.generate(prompt.getBytes(StandardCharsets.UTF_8), tokens, temperature, topK, seed);
         System.out.println(Generator.decodeUtf8(out));
         return 0;

@@ -30,6 +30,8 @@ final class GradsCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "OUT", required = true, description = "Safetensors file to write.")
     Path out;
     @Mixin
+    BackendOptions backendOptions;
+    @Mixin
     Common common;
 
     @Override
@@ -37,7 +39,7 @@ final class GradsCommand implements Callable<Integer> {
         Params params = Checkpoint.load(checkpoint);
         Batch batch = Batch.load(tokens);
         Paths.requireWritableParent(out);
-        Model model = new Model(params);
+        Model model = new Model(params, backendOptions.select().newOps());
         double loss = model.forward(batch.tokens(), batch.rows(), batch.length());
         model.backward();
         List<Tensor> tensors = new ArrayList<>();

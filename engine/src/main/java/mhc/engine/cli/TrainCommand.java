@@ -56,6 +56,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores); results do not depend on it.")
     Integer threads;
     @Mixin
+    BackendOptions backendOptions;
+    @Mixin
     Common common;
 
     @Override
@@ -70,7 +72,8 @@ final class TrainCommand implements Callable<Integer> {
         if (nThreads < 1) {
             throw new InputException("--threads must be >= 1, got " + nThreads);
         }
-        Trainer.Options options = new Trainer.Options(evalEvery, evalBatches, checkpointEvery, gainEvery, nThreads);
+        Trainer.Options options = new Trainer.Options(evalEvery, evalBatches, checkpointEvery, gainEvery, nThreads,
+                backendOptions.select());
         Trainer trainer;
         Path dir;
         int totalSteps;
@@ -107,7 +110,7 @@ final class TrainCommand implements Callable<Integer> {
             trainer = new Trainer(params, s, corpus, dir, logPath(dir), options);
             totalSteps = s.steps();
             System.err.println("training " + cfg.summary() + " for " + s.steps() + " steps on " + corpus.source()
-                    + " with " + nThreads + " threads; run directory " + dir);
+                    + " with " + nThreads + " threads on " + options.backend().description() + "; run directory " + dir);
         }
         try (Progress progress = Progress.create(totalSteps, trainer.step())) {
             trainer.onRecord(progress::update);

@@ -2,18 +2,6 @@ package mhc.engine.model;
 
 import mhc.engine.Config;
 import mhc.engine.ParamSpec;
-import mhc.kernels.Attention;
-import mhc.kernels.CrossEntropy;
-import mhc.kernels.Embedding;
-import mhc.kernels.HyperConn;
-import mhc.kernels.Matmul;
-import mhc.kernels.Mhc;
-import mhc.kernels.Moe;
-import mhc.kernels.RmsNorm;
-import mhc.kernels.Rope;
-import mhc.kernels.Sinkhorn;
-import mhc.kernels.Streams;
-import mhc.kernels.SwiGlu;
 
 import java.util.Arrays;
 import java.util.HashMap;
@@ -36,6 +24,7 @@ import java.util.HashMap;
  */
 public final class Model {
     private final Config cfg;
+    private final Ops ops;
     private final Params params;
     private final Params grads;
     private final int C, n, L2, H, V, nn, M;
@@ -62,7 +51,14 @@ public final class Model {
         float[][] ex, eh1, eh3, eg, ey;         // moe, per routed then shared expert
     }
 
+    /** A model on the plain kernels. */
     public Model(Params params) {
+        this(params, new Ops());
+    }
+
+    /** A model whose operations run on {@code ops} (a faster or device backend). */
+    public Model(Params params, Ops ops) {
+        this.ops = ops;
         this.cfg = params.config();
         this.params = params;
         this.grads = new Params(cfg);
@@ -118,14 +114,22 @@ public final class Model {
                 targets[b * T + t] = batch[b * (T + 1) + t + 1];
             }
         }
-        Embedding.embeddingForward(xs[0], inputs, params.get("embed"), N, n, C);
+        ops.embeddingForward(xs[0], inputs, params.get("embed"), N, n, C);
         for (int l = 0; l < L2; l++) {
             Sub s = subs[l];
             String p = ParamSpec.sublayerPrefix(l);
             float[] x = xs[l];
-            coefficientsForward(s, p, x, l);
-            Streams.aggregateForward(s.u, x, s.hpre, N, n, C);
-            RmsNorm.rmsnormForward(s.a, s.rstd, s.u, params.get(p + "norm"), N, C);
+            switch (cfg.connection()) {
+                case "mhc" -> ops.mhcPreForward(s.u, s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres, x,
+                        params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), params.get(p + "mhc.bias"),
+                        N, n, C, cfg.sinkhornIters());
+                case "hc" -> ops.hcPreForward(s.u, s.hpre, s.hpost, s.hres, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres, x,
+                        params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"), params.get(p + "hc.w_res"),
+                        params.get(p + "hc.pre"), params.get(p + "hc.post"), params.get(p + "hc.res"),
+                        params.get(p + "hc.scale"), N, n, C);
+                default -> ops.aggregateForward(s.u, x, s.hpre, N, n, C); // residual: Hpre = 1, u = x
+            }
+            ops.rmsnormForward(s.a, s.rstd, s.u, params.get(p + "norm"), N, C);
             if (l % 2 == 0) {
                 attentionForward(s, p);
             } else if (cfg.isMoe()) {
@@ -133,12 +137,12 @@ public final class Model {
             } else {
                 denseForward(s, p);
             }
-            Streams.mixForward(xs[l + 1], x, s.hres, s.hpost, s.y, N, n, C);
+            ops.mixForward(xs[l + 1], x, s.hres, s.hpost, s.y, N, n, C);
         }
-        Streams.collapseForward(uf, xs[L2], N, n, C);
-        RmsNorm.rmsnormForward(af, rstdf, uf, params.get("final_norm"), N, C);
-        Matmul.matmulForward(logits, af, params.get("head"), 0, N, C, V);
-        CrossEntropy.crossEntropyForward(losses, probs, logits, targets, N, V);
+        ops.collapseForward(uf, xs[L2], N, n, C);
+        ops.rmsnormForward(af, rstdf, uf, params.get("final_norm"), N, C);
+        ops.matmulForward(logits, af, params.get("head"), 0, N, C, V);
+        ops.crossEntropyForward(losses, probs, logits, targets, N, V);
         double sum = 0;
         for (int r = 0; r < N; r++) {
             sum += losses[r];
@@ -147,51 +151,29 @@ public final class Model {
         return loss;
     }
 
-    private void coefficientsForward(Sub s, String p, float[] x, int l) {
-        switch (cfg.connection()) {
-            case "mhc" -> {
-                Mhc.rmsForward(s.rms, x, N, n * C);
-                Matmul.matmulForward(s.h, x, params.get(p + "mhc.phi"), 0, N, n * C, M);
-                Mhc.mhcCoeffForward(s.hpre, s.hpost, s.zres, s.h, s.rms, params.get(p + "mhc.alpha"),
-                        params.get(p + "mhc.bias"), N, n);
-                Sinkhorn.sinkhornForward(s.hres, s.zres, N, n, cfg.sinkhornIters());
-            }
-            case "hc" -> {
-                RmsNorm.rmsnormForward(s.xbar, s.xrstd, x, ones(C), N * n, C);
-                HyperConn.hcCoeffForward(s.hpre, s.hpost, s.hres, s.tpre, s.tpost, s.tres, s.xbar,
-                        params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"), params.get(p + "hc.w_res"),
-                        params.get(p + "hc.pre"), params.get(p + "hc.post"), params.get(p + "hc.res"),
-                        params.get(p + "hc.scale"), N, n, C);
-            }
-            default -> {
-                // residual: Hpre = Hpost = Hres = 1, set once in resize()
-            }
-        }
-    }
-
     private void attentionForward(Sub s, String p) {
-        Matmul.matmulForward(s.qraw, s.a, params.get(p + "wq"), 0, N, C, C);
-        Matmul.matmulForward(s.kraw, s.a, params.get(p + "wk"), 0, N, C, C);
-        Matmul.matmulForward(s.v, s.a, params.get(p + "wv"), 0, N, C, C);
-        Rope.ropeForward(s.q, s.qraw, N, T, C, H);
-        Rope.ropeForward(s.k, s.kraw, N, T, C, H);
-        Attention.attentionForward(s.o, s.att, s.q, s.k, s.v, B, T, C, H);
-        Matmul.matmulForward(s.y, s.o, params.get(p + "wo"), 0, N, C, C);
+        ops.matmulForward(s.qraw, s.a, params.get(p + "wq"), 0, N, C, C);
+        ops.matmulForward(s.kraw, s.a, params.get(p + "wk"), 0, N, C, C);
+        ops.matmulForward(s.v, s.a, params.get(p + "wv"), 0, N, C, C);
+        ops.ropeForward(s.q, s.qraw, N, T, C, H);
+        ops.ropeForward(s.k, s.kraw, N, T, C, H);
+        ops.attentionForward(s.o, s.att, s.q, s.k, s.v, B, T, C, H);
+        ops.matmulForward(s.y, s.o, params.get(p + "wo"), 0, N, C, C);
     }
 
     private void denseForward(Sub s, String p) {
         int F = cfg.ffnHidden();
-        Matmul.matmulForward(s.h1, s.a, params.get(p + "w1"), 0, N, C, F);
-        Matmul.matmulForward(s.h3, s.a, params.get(p + "w3"), 0, N, C, F);
-        SwiGlu.swigluForward(s.g, s.h1, s.h3, N, F);
-        Matmul.matmulForward(s.y, s.g, params.get(p + "w2"), 0, N, F, C);
+        ops.matmulForward(s.h1, s.a, params.get(p + "w1"), 0, N, C, F);
+        ops.matmulForward(s.h3, s.a, params.get(p + "w3"), 0, N, C, F);
+        ops.swigluForward(s.g, s.h1, s.h3, N, F);
+        ops.matmulForward(s.y, s.g, params.get(p + "w2"), 0, N, F, C);
     }
 
     private void moeForward(Sub s, String p) {
         int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts(), F = cfg.expertHidden();
-        Matmul.matmulForward(s.rlogits, s.a, params.get(p + "router"), 0, N, C, E);
-        Moe.moeRouteForward(s.sel, s.gates, s.scores, s.rlogits, params.get(p + "router_bias"), N, E, K);
-        Moe.moeDispatch(s.rows, s.slots, s.counts, s.sel, N, E, K);
+        ops.matmulForward(s.rlogits, s.a, params.get(p + "router"), 0, N, C, E);
+        ops.moeRouteForward(s.sel, s.gates, s.scores, s.rlogits, params.get(p + "router_bias"), N, E, K);
+        ops.moeDispatch(s.rows, s.slots, s.counts, s.sel, N, E, K);
         Arrays.fill(s.y, 0f);
         for (int e = 0; e < E + S; e++) {
             boolean shared = e >= E;
@@ -206,21 +188,21 @@ public final class Model {
                 in = s.a;
             } else {
                 s.ex[e] = fit(s.ex[e], cnt * C);
-                Moe.moeGather(s.ex[e], s.a, s.rows, e * N, cnt, C);
+                ops.moeGather(s.ex[e], s.a, s.rows, e * N, cnt, C);
                 in = s.ex[e];
             }
             s.eh1[e] = fit(s.eh1[e], cnt * F);
             s.eh3[e] = fit(s.eh3[e], cnt * F);
             s.eg[e] = fit(s.eg[e], cnt * F);
             s.ey[e] = fit(s.ey[e], cnt * C);
-            Matmul.matmulForward(s.eh1[e], in, params.get(p + w + "w1"), slot * C * F, cnt, C, F);
-            Matmul.matmulForward(s.eh3[e], in, params.get(p + w + "w3"), slot * C * F, cnt, C, F);
-            SwiGlu.swigluForward(s.eg[e], s.eh1[e], s.eh3[e], cnt, F);
-            Matmul.matmulForward(s.ey[e], s.eg[e], params.get(p + w + "w2"), slot * F * C, cnt, F, C);
+            ops.matmulForward(s.eh1[e], in, params.get(p + w + "w1"), slot * C * F, cnt, C, F);
+            ops.matmulForward(s.eh3[e], in, params.get(p + w + "w3"), slot * C * F, cnt, C, F);
+            ops.swigluForward(s.eg[e], s.eh1[e], s.eh3[e], cnt, F);
+            ops.matmulForward(s.ey[e], s.eg[e], params.get(p + w + "w2"), slot * F * C, cnt, F, C);
             if (shared) {
-                Moe.moeAddShared(s.y, s.ey[e], N, C);
+                ops.moeAddShared(s.y, s.ey[e], N, C);
             } else {
-                Moe.moeCombine(s.y, s.ey[e], s.gates, s.rows, s.slots, e * N, cnt, C, K);
+                ops.moeCombine(s.y, s.ey[e], s.gates, s.rows, s.slots, e * N, cnt, C, K);
             }
         }
     }
@@ -242,15 +224,15 @@ public final class Model {
         }
         grads.zero();
         float[] dlogits = zeros("dlogits", N * V);
-        CrossEntropy.crossEntropyBackward(dlogits, probs, targets, 1f / totalTokens, N, V);
-        Matmul.matmulBackwardWeight(grads.get("head"), af, dlogits, 0, N, C, V);
+        ops.crossEntropyBackward(dlogits, probs, targets, 1f / totalTokens, N, V);
+        ops.matmulBackwardWeight(grads.get("head"), af, dlogits, 0, N, C, V);
         float[] daf = zeros("daf", N * C);
-        Matmul.matmulBackwardInput(daf, dlogits, params.get("head"), 0, N, C, V);
+        ops.matmulBackwardInput(daf, dlogits, params.get("head"), 0, N, C, V);
         float[] duf = zeros("duf", N * C);
-        RmsNorm.rmsnormBackward(duf, daf, uf, params.get("final_norm"), rstdf, N, C);
-        RmsNorm.rmsnormWeightBackward(grads.get("final_norm"), daf, uf, rstdf, N, C);
+        ops.rmsnormBackward(duf, daf, uf, params.get("final_norm"), rstdf, N, C);
+        ops.rmsnormWeightBackward(grads.get("final_norm"), daf, uf, rstdf, N, C);
         float[] dx = zeros("dxA", N * n * C);
-        Streams.collapseBackward(dx, duf, N, n, C);
+        ops.collapseBackward(dx, duf, N, n, C);
         float[] dxPrev = scratch("dxB", N * n * C);
         for (int l = L2 - 1; l >= 0; l--) {
             Sub s = subs[l];
@@ -260,11 +242,10 @@ public final class Model {
             float[] dy = zeros("dy", N * C);
             float[] dhres = zeros("dhres", N * nn);
             float[] dhpost = zeros("dhpost", N * n);
-            float[] dhpre = zeros("dhpre", N * n);
-            Streams.mixBackwardStreams(dxPrev, dy, dx, s.hres, s.hpost, N, n, C);
+            ops.mixBackwardStreams(dxPrev, dy, dx, s.hres, s.hpost, N, n, C);
             boolean dynamic = !cfg.connection().equals("residual");
             if (dynamic) {
-                Streams.mixBackwardCoeffs(dhres, dhpost, dx, x, s.y, N, n, C);
+                ops.mixBackwardCoeffs(dhres, dhpost, dx, x, s.y, N, n, C);
             }
             float[] da = zeros("da", N * C);
             if (l % 2 == 0) {
@@ -275,67 +256,38 @@ public final class Model {
                 denseBackward(s, p, dy, da);
             }
             float[] du = zeros("du", N * C);
-            RmsNorm.rmsnormBackward(du, da, s.u, params.get(p + "norm"), s.rstd, N, C);
-            RmsNorm.rmsnormWeightBackward(grads.get(p + "norm"), da, s.u, s.rstd, N, C);
-            Streams.aggregateBackwardStreams(dxPrev, du, s.hpre, N, n, C);
-            if (dynamic) {
-                Streams.aggregateBackwardCoeffs(dhpre, du, x, N, n, C);
-                coefficientsBackward(s, p, x, dxPrev, dhpre, dhpost, dhres);
+            ops.rmsnormBackward(du, da, s.u, params.get(p + "norm"), s.rstd, N, C);
+            ops.rmsnormWeightBackward(grads.get(p + "norm"), da, s.u, s.rstd, N, C);
+            switch (cfg.connection()) {
+                case "mhc" -> ops.mhcPreBackward(dxPrev, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
+                        grads.get(p + "mhc.bias"), du, dhpost, dhres, x, s.hpre, s.hpost, s.rms, s.h, s.zres,
+                        params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), N, n, C, cfg.sinkhornIters());
+                case "hc" -> ops.hcPreBackward(dxPrev, grads.get(p + "hc.w_pre"), grads.get(p + "hc.w_post"),
+                        grads.get(p + "hc.w_res"), grads.get(p + "hc.pre"), grads.get(p + "hc.post"), grads.get(p + "hc.res"),
+                        grads.get(p + "hc.scale"), du, dhpost, dhres, x, s.hpre, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres,
+                        params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"), params.get(p + "hc.w_res"),
+                        params.get(p + "hc.scale"), N, n, C);
+                default -> ops.aggregateBackwardStreams(dxPrev, du, s.hpre, N, n, C);
             }
             float[] t = dx;
             dx = dxPrev;
             dxPrev = t;
         }
-        Embedding.embeddingBackward(grads.get("embed"), dx, inputs, N, n, C);
-    }
-
-    private void coefficientsBackward(Sub s, String p, float[] x, float[] dx,
-                                      float[] dhpre, float[] dhpost, float[] dhres) {
-        if (cfg.connection().equals("mhc")) {
-            int iters = cfg.sinkhornIters();
-            float[] dzres = zeros("dzres", N * nn);
-            Sinkhorn.sinkhornBackward(dzres, dhres, s.zres, scratch("sinkWork", Sinkhorn.workSize(N, n, iters)), N, n, iters);
-            float[] dh = zeros("dh", N * M);
-            float[] drms = zeros("drms", N);
-            float[] workDz = scratch("workDz", N * M);
-            float[] alpha = params.get(p + "mhc.alpha");
-            Mhc.mhcCoeffBackward(dh, drms, workDz, dhpre, dhpost, dzres, s.hpre, s.hpost, s.h, s.rms, alpha, N, n);
-            Mhc.mhcCoeffParamBackward(grads.get(p + "mhc.alpha"), grads.get(p + "mhc.bias"), workDz, s.h, s.rms, N, n);
-            Matmul.matmulBackwardWeight(grads.get(p + "mhc.phi"), x, dh, 0, N, n * C, M);
-            Matmul.matmulBackwardInput(dx, dh, params.get(p + "mhc.phi"), 0, N, n * C, M);
-            Mhc.rmsBackward(dx, drms, x, s.rms, N, n * C);
-        } else {
-            float[] gp = scratch("hcWorkPre", N * n);
-            float[] gq = scratch("hcWorkPost", N * n);
-            float[] gr = scratch("hcWorkRes", N * nn);
-            HyperConn.hcCoeffBackwardDots(gp, gq, gr, dhpre, dhpost, dhres, s.tpre, s.tpost, s.tres,
-                    params.get(p + "hc.scale"), N, n);
-            float[] dxbar = zeros("dxbar", N * n * C);
-            HyperConn.hcCoeffBackwardInput(dxbar, gp, gq, gr, params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"),
-                    params.get(p + "hc.w_res"), N, n, C);
-            HyperConn.hcCoeffBackwardWeights(grads.get(p + "hc.w_pre"), grads.get(p + "hc.w_post"), grads.get(p + "hc.w_res"),
-                    gp, gq, gr, s.xbar, N, n, C);
-            HyperConn.hcCoeffBackwardStatic(grads.get(p + "hc.pre"), grads.get(p + "hc.post"), grads.get(p + "hc.res"),
-                    grads.get(p + "hc.scale"), dhpre, dhpost, dhres, s.tpre, s.tpost, s.tres, N, n);
-            RmsNorm.rmsnormBackward(dx, dxbar, x, ones(C), s.xrstd, N * n, C);
-        }
+        ops.embeddingBackward(grads.get("embed"), dx, inputs, N, n, C);
     }
 
     private void attentionBackward(Sub s, String p, float[] dy, float[] da) {
-        Matmul.matmulBackwardWeight(grads.get(p + "wo"), s.o, dy, 0, N, C, C);
+        ops.matmulBackwardWeight(grads.get(p + "wo"), s.o, dy, 0, N, C, C);
         float[] dout = zeros("dattOut", N * C);
-        Matmul.matmulBackwardInput(dout, dy, params.get(p + "wo"), 0, N, C, C);
-        float[] work = scratch("attWork", B * H * T * T);
-        Attention.attentionBackwardScores(work, dout, s.att, s.v, B, T, C, H);
+        ops.matmulBackwardInput(dout, dy, params.get(p + "wo"), 0, N, C, C);
         float[] dq = zeros("dq", N * C);
         float[] dk = zeros("dk", N * C);
         float[] dv = zeros("dv", N * C);
-        Attention.attentionBackwardQuery(dq, work, s.k, B, T, C, H);
-        Attention.attentionBackwardKeyValue(dk, dv, work, s.att, s.q, dout, B, T, C, H);
+        ops.attentionBackward(dq, dk, dv, dout, s.att, s.q, s.k, s.v, s.o, B, T, C, H);
         float[] dqraw = zeros("dqraw", N * C);
         float[] dkraw = zeros("dkraw", N * C);
-        Rope.ropeBackward(dqraw, dq, N, T, C, H);
-        Rope.ropeBackward(dkraw, dk, N, T, C, H);
+        ops.ropeBackward(dqraw, dq, N, T, C, H);
+        ops.ropeBackward(dkraw, dk, N, T, C, H);
         linearBackward(da, s.a, dqraw, p + "wq", 0, N, C, C);
         linearBackward(da, s.a, dkraw, p + "wk", 0, N, C, C);
         linearBackward(da, s.a, dv, p + "wv", 0, N, C, C);
@@ -347,7 +299,7 @@ public final class Model {
         linearBackward(dg, s.g, dy, p + "w2", 0, N, F, C);
         float[] dh1 = zeros("dh1", N * F);
         float[] dh3 = zeros("dh3", N * F);
-        SwiGlu.swigluBackward(dh1, dh3, dg, s.h1, s.h3, N, F);
+        ops.swigluBackward(dh1, dh3, dg, s.h1, s.h3, N, F);
         linearBackward(da, s.a, dh1, p + "w1", 0, N, C, F);
         linearBackward(da, s.a, dh3, p + "w3", 0, N, C, F);
     }
@@ -368,30 +320,30 @@ public final class Model {
                 dye = dy;
             } else {
                 dye = zeros("dye", cnt * C);
-                Moe.moeCombineBackward(dye, dgates, dy, s.ey[e], s.gates, s.rows, s.slots, e * N, cnt, C, K);
+                ops.moeCombineBackward(dye, dgates, dy, s.ey[e], s.gates, s.rows, s.slots, e * N, cnt, C, K);
             }
             float[] dg = zeros("deg", cnt * F);
             linearBackward(dg, s.eg[e], dye, p + w + "w2", slot * F * C, cnt, F, C);
             float[] dh1 = zeros("deh1", cnt * F);
             float[] dh3 = zeros("deh3", cnt * F);
-            SwiGlu.swigluBackward(dh1, dh3, dg, s.eh1[e], s.eh3[e], cnt, F);
+            ops.swigluBackward(dh1, dh3, dg, s.eh1[e], s.eh3[e], cnt, F);
             float[] in = shared ? s.a : s.ex[e];
             float[] din = shared ? da : zeros("dex", cnt * C);
             linearBackward(din, in, dh1, p + w + "w1", slot * C * F, cnt, C, F);
             linearBackward(din, in, dh3, p + w + "w3", slot * C * F, cnt, C, F);
             if (!shared) {
-                Moe.moeGatherBackward(da, din, s.rows, e * N, cnt, C);
+                ops.moeGatherBackward(da, din, s.rows, e * N, cnt, C);
             }
         }
         float[] dlogits = zeros("drouter", N * E);
-        Moe.moeRouteBackward(dlogits, dgates, s.scores, s.gates, s.sel, N, E, K);
+        ops.moeRouteBackward(dlogits, dgates, s.scores, s.gates, s.sel, N, E, K);
         linearBackward(da, s.a, dlogits, p + "router", 0, N, C, E);
     }
 
     /** Both gradient products of {@code out = inp · W}: into the parameter W and into {@code dinp}. */
     private void linearBackward(float[] dinp, float[] inp, float[] dout, String w, int wOff, int rows, int in, int out) {
-        Matmul.matmulBackwardWeight(grads.get(w), inp, dout, wOff, rows, in, out);
-        Matmul.matmulBackwardInput(dinp, dout, params.get(w), wOff, rows, in, out);
+        ops.matmulBackwardWeight(grads.get(w), inp, dout, wOff, rows, in, out);
+        ops.matmulBackwardInput(dinp, dout, params.get(w), wOff, rows, in, out);
     }
 
     // ------------------------------------------------------------------ inspection
@@ -573,7 +525,7 @@ public final class Model {
                 s.k = new float[N * C];
                 s.v = new float[N * C];
                 s.o = new float[N * C];
-                s.att = new float[B * H * T * T];
+                s.att = new float[ops.attentionStateSize(B, T, H)];
             } else if (cfg.isMoe()) {
                 int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts();
                 s.rlogits = new float[N * E];
@@ -617,16 +569,6 @@ public final class Model {
     private float[] zeros(String name, int size) {
         float[] a = scratch(name, size);
         Arrays.fill(a, 0f);
-        return a;
-    }
-
-    private float[] ones(int size) {
-        float[] a = scratch.get("ones");
-        if (a == null || a.length != size) {
-            a = new float[size];
-            Arrays.fill(a, 1f);
-            scratch.put("ones", a);
-        }
         return a;
     }
 

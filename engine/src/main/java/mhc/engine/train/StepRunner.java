@@ -1,5 +1,6 @@
 package mhc.engine.train;
 
+import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.model.Gains;
 import mhc.engine.model.Model;
@@ -32,7 +33,12 @@ public final class StepRunner implements AutoCloseable {
     public record Result(double loss, int[][] loads, Gains gains, String nonFinite) {
     }
 
+    /** On the default backend. */
     public StepRunner(Params params, int threads) {
+        this(params, threads, Backend.defaultBackend());
+    }
+
+    public StepRunner(Params params, int threads, Backend backend) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be >= 1");
         }
@@ -41,7 +47,7 @@ public final class StepRunner implements AutoCloseable {
         this.threads = threads;
         this.replicas = new Model[threads];
         for (int i = 0; i < threads; i++) {
-            replicas[i] = new Model(params);
+            replicas[i] = new Model(params, backend.newOps());
         }
         this.pool = threads > 1 ? Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "mhc-worker");

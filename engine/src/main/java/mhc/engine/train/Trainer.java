@@ -1,6 +1,7 @@
 package mhc.engine.train;
 
 import com.google.gson.JsonObject;
+import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.InputException;
 import mhc.engine.LanguageModel;
@@ -42,8 +43,13 @@ public final class Trainer {
      * @param checkpointEvery steps between checkpoints (0: only at the end)
      * @param gainEvery       steps between Amax-gain measurements (0: never)
      * @param threads         worker threads (results do not depend on it)
+     * @param backend         where the operations run
      */
-    public record Options(int evalEvery, int evalBatches, int checkpointEvery, int gainEvery, int threads) {
+    public record Options(int evalEvery, int evalBatches, int checkpointEvery, int gainEvery, int threads, Backend backend) {
+        public Options(int evalEvery, int evalBatches, int checkpointEvery, int gainEvery, int threads) {
+            this(evalEvery, evalBatches, checkpointEvery, gainEvery, threads, Backend.defaultBackend());
+        }
+
         public static Options defaults() {
             return new Options(100, 8, 100, 50, Runtime.getRuntime().availableProcessors());
         }
@@ -64,12 +70,13 @@ public final class Trainer {
 
     /** A new run from initialized parameters. */
     public Trainer(mhc.engine.model.Params params, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options) {
-        this(LanguageModel.wrap(params, settings, options.threads()), null, corpus, outDir, logFile, options);
+        this(LanguageModel.wrap(params, settings, options.threads(), options.backend()), null, corpus, outDir, logFile, options);
     }
 
     /** A run resumed from a training checkpoint, with the given settings (normally the saved ones). */
     public static Trainer resume(TrainState state, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options) {
-        return new Trainer(LanguageModel.resume(state, settings, options.threads()), state.samplerState(), corpus, outDir, logFile, options);
+        return new Trainer(LanguageModel.resume(state, settings, options.threads(), options.backend()), state.samplerState(),
+                corpus, outDir, logFile, options);
     }
 
     private Trainer(LanguageModel lm, Long samplerState, Corpus corpus, Path outDir, Path logFile, Options options) {

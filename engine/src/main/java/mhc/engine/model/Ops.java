@@ -1,0 +1,397 @@
+package mhc.engine.model;
+
+import mhc.kernels.Attention;
+import mhc.kernels.CrossEntropy;
+import mhc.kernels.Embedding;
+import mhc.kernels.HyperConn;
+import mhc.kernels.Matmul;
+import mhc.kernels.Mhc;
+import mhc.kernels.Moe;
+import mhc.kernels.RmsNorm;
+import mhc.kernels.Rope;
+import mhc.kernels.Sinkhorn;
+import mhc.kernels.Streams;
+import mhc.kernels.SwiGlu;
+
+import java.util.Arrays;
+import java.util.HashMap;
+
+/**
+ * How the model's operations are computed: this class runs the plain kernels of kernels-java,
+ * one call each, and is the reference. A faster or device backend extends it and overrides
+ * what it does better (a vectorized GEMM, a fused connection), and is checked against it.
+ * Signatures are the kernels' own (outputs first, sizes last; backwards accumulate).
+ */
+public class Ops {
+    private final HashMap<String, float[]> scratch = new HashMap<>();
+
+    // ------------------------------------------------------------------ connections
+
+    /**
+     * mHC before the sublayer: the coefficients from the streams and the sublayer input
+     * {@code u = sum_j Hpre[j] x[j]}. Keeps {@code rms}, {@code h} (= v · phi) and the Hres logits
+     * {@code zres} for the backward.
+     */
+    public void mhcPreForward(float[] u,     // (N, C)
+                              float[] hpre,  // (N, n)
+                              float[] hpost, // (N, n)
+                              float[] hres,  // (N, n, n)
+                              float[] rms,   // (N)
+                              float[] h,     // (N, n*n+2n)
+                              float[] zres,  // (N, n, n)
+                              float[] x,     // (N, n, C)
+                              float[] phi,   // (nC, n*n+2n)
+                              float[] alpha, // (3)
+                              float[] bias,  // (n*n+2n)
+                              int N, int n, int C, int iters) {
+        int M = n * n + 2 * n;
+        rmsForward(rms, x, N, n * C);
+        matmulForward(h, x, phi, 0, N, n * C, M);
+        mhcCoeffForward(hpre, hpost, zres, h, rms, alpha, bias, N, n);
+        sinkhornForward(hres, zres, N, n, iters);
+        aggregateForward(u, x, hpre, N, n, C);
+    }
+
+    /**
+     * Undoes {@link #mhcPreForward} given the gradients of u, Hpost and Hres: adds into the
+     * streams' gradient {@code dx} and the parameter gradients. Recomputes the Sinkhorn steps.
+     */
+    public void mhcPreBackward(float[] dx,     // (N, n, C)
+                               float[] dphi,   // (nC, n*n+2n)
+                               float[] dalpha, // (3)
+                               float[] dbias,  // (n*n+2n)
+                               float[] du,     // (N, C)
+                               float[] dhpost, // (N, n)
+                               float[] dhres,  // (N, n, n)
+                               float[] x,      // (N, n, C)
+                               float[] hpre,   // (N, n)
+                               float[] hpost,  // (N, n)
+                               float[] rms,    // (N)
+                               float[] h,      // (N, n*n+2n)
+                               float[] zres,   // (N, n, n)
+                               float[] phi,    // (nC, n*n+2n)
+                               float[] alpha,  // (3)
+                               int N, int n, int C, int iters) {
+        int M = n * n + 2 * n;
+        aggregateBackwardStreams(dx, du, hpre, N, n, C);
+        float[] dhpre = zeros("dhpre", N * n);
+        aggregateBackwardCoeffs(dhpre, du, x, N, n, C);
+        float[] dzres = zeros("dzres", N * n * n);
+        sinkhornBackward(dzres, dhres, zres, scratch("sinkhornWork", Sinkhorn.workSize(N, n, iters)), N, n, iters);
+        float[] dh = zeros("dh", N * M);
+        float[] drms = zeros("drms", N);
+        float[] workDz = scratch("workDz", N * M);
+        mhcCoeffBackward(dh, drms, workDz, dhpre, dhpost, dzres, hpre, hpost, h, rms, alpha, N, n);
+        mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
+        matmulBackwardWeight(dphi, x, dh, 0, N, n * C, M);
+        matmulBackwardInput(dx, dh, phi, 0, N, n * C, M);
+        rmsBackward(dx, drms, x, rms, N, n * C);
+    }
+
+    /**
+     * HC before the sublayer: the normalized streams {@code xbar}, the coefficients (keeping the
+     * tanh values) and the sublayer input {@code u = sum_j Hpre[j] x[j]}.
+     */
+    public void hcPreForward(float[] u,     // (N, C)
+                             float[] hpre,  // (N, n)
+                             float[] hpost, // (N, n)
+                             float[] hres,  // (N, n, n)
+                             float[] xbar,  // (N, n, C)
+                             float[] xrstd, // (N n)
+                             float[] tpre,  // (N, n)
+                             float[] tpost, // (N, n)
+                             float[] tres,  // (N, n, n)
+                             float[] x,     // (N, n, C)
+                             float[] wPre,  // (C)
+                             float[] wPost, // (C)
+                             float[] wRes,  // (C, n)
+                             float[] pre,   // (n)
+                             float[] post,  // (n)
+                             float[] res,   // (n, n)
+                             float[] scale, // (2)
+                             int N, int n, int C) {
+        rmsnormForward(xbar, xrstd, x, ones(C), N * n, C);
+        hcCoeffForward(hpre, hpost, hres, tpre, tpost, tres, xbar, wPre, wPost, wRes, pre, post, res, scale, N, n, C);
+        aggregateForward(u, x, hpre, N, n, C);
+    }
+
+    /** Undoes {@link #hcPreForward} given the gradients of u, Hpost and Hres. */
+    public void hcPreBackward(float[] dx,     // (N, n, C)
+                              float[] dwPre,  // (C)
+                              float[] dwPost, // (C)
+                              float[] dwRes,  // (C, n)
+                              float[] dpre,   // (n)
+                              float[] dpost,  // (n)
+                              float[] dres,   // (n, n)
+                              float[] dscale, // (2)
+                              float[] du,     // (N, C)
+                              float[] dhpost, // (N, n)
+                              float[] dhres,  // (N, n, n)
+                              float[] x,      // (N, n, C)
+                              float[] hpre,   // (N, n)
+                              float[] xbar,   // (N, n, C)
+                              float[] xrstd,  // (N n)
+                              float[] tpre,   // (N, n)
+                              float[] tpost,  // (N, n)
+                              float[] tres,   // (N, n, n)
+                              float[] wPre,   // (C)
+                              float[] wPost,  // (C)
+                              float[] wRes,   // (C, n)
+                              float[] scale,  // (2)
+                              int N, int n, int C) {
+        aggregateBackwardStreams(dx, du, hpre, N, n, C);
+        float[] dhpre = zeros("dhpre", N * n);
+        aggregateBackwardCoeffs(dhpre, du, x, N, n, C);
+        float[] gp = scratch("hcWorkPre", N * n);
+        float[] gq = scratch("hcWorkPost", N * n);
+        float[] gr = scratch("hcWorkRes", N * n * n);
+        hcCoeffBackwardDots(gp, gq, gr, dhpre, dhpost, dhres, tpre, tpost, tres, scale, N, n);
+        float[] dxbar = zeros("dxbar", N * n * C);
+        hcCoeffBackwardInput(dxbar, gp, gq, gr, wPre, wPost, wRes, N, n, C);
+        hcCoeffBackwardWeights(dwPre, dwPost, dwRes, gp, gq, gr, xbar, N, n, C);
+        hcCoeffBackwardStatic(dpre, dpost, dres, dscale, dhpre, dhpost, dhres, tpre, tpost, tres, N, n);
+        rmsnormBackward(dx, dxbar, x, ones(C), xrstd, N * n, C);
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    /**
+     * Floats the attention forward keeps for its backward: here the probabilities (B, H, T, T).
+     * A tiled attention that keeps only per-row statistics returns less.
+     */
+    public int attentionStateSize(int B, int T, int H) {
+        return B * H * T * T;
+    }
+
+    /** Undoes {@link #attentionForward}: adds into dq, dk, dv (RoPE already applied to q and k). */
+    public void attentionBackward(float[] dq,   // (B, T, C)
+                                  float[] dk,   // (B, T, C)
+                                  float[] dv,   // (B, T, C)
+                                  float[] dout, // (B, T, C)
+                                  float[] att,  // the attention state of the forward
+                                  float[] q,    // (B, T, C)
+                                  float[] k,    // (B, T, C)
+                                  float[] v,    // (B, T, C)
+                                  float[] out,  // (B, T, C) the forward's output
+                                  int B, int T, int C, int H) {
+        float[] work = scratch("attentionWork", B * H * T * T);
+        attentionBackwardScores(work, dout, att, v, B, T, C, H);
+        attentionBackwardQuery(dq, work, k, B, T, C, H);
+        attentionBackwardKeyValue(dk, dv, work, att, q, dout, B, T, C, H);
+    }
+
+    // ------------------------------------------------------------------ scratch
+
+    /** An array of exactly {@code size} floats, reused between calls with the same name; contents undefined. */
+    protected float[] scratch(String name, int size) {
+        float[] a = scratch.get(name);
+        if (a == null || a.length != size) {
+            a = new float[size];
+            scratch.put(name, a);
+        }
+        return a;
+    }
+
+    protected float[] zeros(String name, int size) {
+        float[] a = scratch(name, size);
+        Arrays.fill(a, 0f);
+        return a;
+    }
+
+    /** All ones: the weight of the unweighted RMSNorm of HC. */
+    protected float[] ones(int size) {
+        float[] a = scratch.get("ones");
+        if (a == null || a.length != size) {
+            a = new float[size];
+            Arrays.fill(a, 1f);
+            scratch.put("ones", a);
+        }
+        return a;
+    }
+
+    // ------------------------------------------------------------------ kernels, one call each
+
+    public void attentionBackwardKeyValue(float[] dk, float[] dv, float[] workScores, float[] att, float[] q, float[] dout, int B, int T, int C, int H) {
+        Attention.attentionBackwardKeyValue(dk, dv, workScores, att, q, dout, B, T, C, H);
+    }
+
+    public void attentionBackwardQuery(float[] dq, float[] workScores, float[] k, int B, int T, int C, int H) {
+        Attention.attentionBackwardQuery(dq, workScores, k, B, T, C, H);
+    }
+
+    public void attentionBackwardScores(float[] workScores, float[] dout, float[] att, float[] v, int B, int T, int C, int H) {
+        Attention.attentionBackwardScores(workScores, dout, att, v, B, T, C, H);
+    }
+
+    public void attentionForward(float[] out, float[] att, float[] q, float[] k, float[] v, int B, int T, int C, int H) {
+        Attention.attentionForward(out, att, q, k, v, B, T, C, H);
+    }
+
+    public void crossEntropyBackward(float[] dlogits, float[] probs, int[] targets, float dloss, int N, int V) {
+        CrossEntropy.crossEntropyBackward(dlogits, probs, targets, dloss, N, V);
+    }
+
+    public void crossEntropyForward(float[] losses, float[] probs, float[] logits, int[] targets, int N, int V) {
+        CrossEntropy.crossEntropyForward(losses, probs, logits, targets, N, V);
+    }
+
+    public void embeddingBackward(float[] dembed, float[] dx, int[] tokens, int N, int n, int C) {
+        Embedding.embeddingBackward(dembed, dx, tokens, N, n, C);
+    }
+
+    public void embeddingForward(float[] x, int[] tokens, float[] embed, int N, int n, int C) {
+        Embedding.embeddingForward(x, tokens, embed, N, n, C);
+    }
+
+    public void hcCoeffBackwardDots(float[] workPre, float[] workPost, float[] workRes, float[] dhpre, float[] dhpost, float[] dhres, float[] tpre, float[] tpost, float[] tres, float[] scale, int N, int n) {
+        HyperConn.hcCoeffBackwardDots(workPre, workPost, workRes, dhpre, dhpost, dhres, tpre, tpost, tres, scale, N, n);
+    }
+
+    public void hcCoeffBackwardInput(float[] dxbar, float[] workPre, float[] workPost, float[] workRes, float[] wPre, float[] wPost, float[] wRes, int N, int n, int C) {
+        HyperConn.hcCoeffBackwardInput(dxbar, workPre, workPost, workRes, wPre, wPost, wRes, N, n, C);
+    }
+
+    public void hcCoeffBackwardStatic(float[] dpre, float[] dpost, float[] dres, float[] dscale, float[] dhpre, float[] dhpost, float[] dhres, float[] tpre, float[] tpost, float[] tres, int N, int n) {
+        HyperConn.hcCoeffBackwardStatic(dpre, dpost, dres, dscale, dhpre, dhpost, dhres, tpre, tpost, tres, N, n);
+    }
+
+    public void hcCoeffBackwardWeights(float[] dwPre, float[] dwPost, float[] dwRes, float[] workPre, float[] workPost, float[] workRes, float[] xbar, int N, int n, int C) {
+        HyperConn.hcCoeffBackwardWeights(dwPre, dwPost, dwRes, workPre, workPost, workRes, xbar, N, n, C);
+    }
+
+    public void hcCoeffForward(float[] hpre, float[] hpost, float[] hres, float[] tpre, float[] tpost, float[] tres, float[] xbar, float[] wPre, float[] wPost, float[] wRes, float[] pre, float[] post, float[] res, float[] scale, int N, int n, int C) {
+        HyperConn.hcCoeffForward(hpre, hpost, hres, tpre, tpost, tres, xbar, wPre, wPost, wRes, pre, post, res, scale, N, n, C);
+    }
+
+    public void matmulBackwardInput(float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
+        Matmul.matmulBackwardInput(dinp, dout, w, wOff, N, IN, OUT);
+    }
+
+    public void matmulBackwardWeight(float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
+        Matmul.matmulBackwardWeight(dw, inp, dout, wOff, N, IN, OUT);
+    }
+
+    public void matmulForward(float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
+        Matmul.matmulForward(out, inp, w, wOff, N, IN, OUT);
+    }
+
+    public void mhcCoeffBackward(float[] dh, float[] drms, float[] workDz, float[] dhpre, float[] dhpost, float[] dzres, float[] hpre, float[] hpost, float[] h, float[] rms, float[] alpha, int N, int n) {
+        Mhc.mhcCoeffBackward(dh, drms, workDz, dhpre, dhpost, dzres, hpre, hpost, h, rms, alpha, N, n);
+    }
+
+    public void mhcCoeffForward(float[] hpre, float[] hpost, float[] zres, float[] h, float[] rms, float[] alpha, float[] bias, int N, int n) {
+        Mhc.mhcCoeffForward(hpre, hpost, zres, h, rms, alpha, bias, N, n);
+    }
+
+    public void mhcCoeffParamBackward(float[] dalpha, float[] dbias, float[] workDz, float[] h, float[] rms, int N, int n) {
+        Mhc.mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
+    }
+
+    public void rmsBackward(float[] dv, float[] drms, float[] v, float[] rms, int N, int K) {
+        Mhc.rmsBackward(dv, drms, v, rms, N, K);
+    }
+
+    public void rmsForward(float[] rms, float[] v, int N, int K) {
+        Mhc.rmsForward(rms, v, N, K);
+    }
+
+    public void moeAddShared(float[] y, float[] ys, int N, int C) {
+        Moe.moeAddShared(y, ys, N, C);
+    }
+
+    public void moeCombine(float[] y, float[] ye, float[] gates, int[] rows, int[] slots, int off, int cnt, int C, int K) {
+        Moe.moeCombine(y, ye, gates, rows, slots, off, cnt, C, K);
+    }
+
+    public void moeCombineBackward(float[] dye, float[] dgates, float[] dy, float[] ye, float[] gates, int[] rows, int[] slots, int off, int cnt, int C, int K) {
+        Moe.moeCombineBackward(dye, dgates, dy, ye, gates, rows, slots, off, cnt, C, K);
+    }
+
+    public void moeDispatch(int[] rows, int[] slots, int[] counts, int[] sel, int N, int E, int K) {
+        Moe.moeDispatch(rows, slots, counts, sel, N, E, K);
+    }
+
+    public void moeGather(float[] out, float[] a, int[] rows, int off, int cnt, int C) {
+        Moe.moeGather(out, a, rows, off, cnt, C);
+    }
+
+    public void moeGatherBackward(float[] da, float[] dout, int[] rows, int off, int cnt, int C) {
+        Moe.moeGatherBackward(da, dout, rows, off, cnt, C);
+    }
+
+    public void moeRouteBackward(float[] dlogits, float[] dgates, float[] scores, float[] gates, int[] sel, int N, int E, int K) {
+        Moe.moeRouteBackward(dlogits, dgates, scores, gates, sel, N, E, K);
+    }
+
+    public void moeRouteForward(int[] sel, float[] gates, float[] scores, float[] logits, float[] routerBias, int N, int E, int K) {
+        Moe.moeRouteForward(sel, gates, scores, logits, routerBias, N, E, K);
+    }
+
+    public void rmsnormBackward(float[] dx, float[] dout, float[] x, float[] w, float[] rstd, int N, int C) {
+        RmsNorm.rmsnormBackward(dx, dout, x, w, rstd, N, C);
+    }
+
+    public void rmsnormForward(float[] out, float[] rstd, float[] x, float[] w, int N, int C) {
+        RmsNorm.rmsnormForward(out, rstd, x, w, N, C);
+    }
+
+    public void rmsnormWeightBackward(float[] dw, float[] dout, float[] x, float[] rstd, int N, int C) {
+        RmsNorm.rmsnormWeightBackward(dw, dout, x, rstd, N, C);
+    }
+
+    public void ropeBackward(float[] dinp, float[] dout, int N, int T, int C, int H) {
+        Rope.ropeBackward(dinp, dout, N, T, C, H);
+    }
+
+    public void ropeForward(float[] out, float[] inp, int N, int T, int C, int H) {
+        Rope.ropeForward(out, inp, N, T, C, H);
+    }
+
+    public void sinkhornBackward(float[] dz, float[] dout, float[] z, float[] work, int N, int n, int iters) {
+        Sinkhorn.sinkhornBackward(dz, dout, z, work, N, n, iters);
+    }
+
+    public void sinkhornForward(float[] out, float[] z, int N, int n, int iters) {
+        Sinkhorn.sinkhornForward(out, z, N, n, iters);
+    }
+
+    public void aggregateBackwardCoeffs(float[] dhpre, float[] du, float[] x, int N, int n, int C) {
+        Streams.aggregateBackwardCoeffs(dhpre, du, x, N, n, C);
+    }
+
+    public void aggregateBackwardStreams(float[] dx, float[] du, float[] hpre, int N, int n, int C) {
+        Streams.aggregateBackwardStreams(dx, du, hpre, N, n, C);
+    }
+
+    public void aggregateForward(float[] u, float[] x, float[] hpre, int N, int n, int C) {
+        Streams.aggregateForward(u, x, hpre, N, n, C);
+    }
+
+    public void collapseBackward(float[] dx, float[] du, int N, int n, int C) {
+        Streams.collapseBackward(dx, du, N, n, C);
+    }
+
+    public void collapseForward(float[] u, float[] x, int N, int n, int C) {
+        Streams.collapseForward(u, x, N, n, C);
+    }
+
+    public void mixBackwardCoeffs(float[] dhres, float[] dhpost, float[] dxout, float[] x, float[] y, int N, int n, int C) {
+        Streams.mixBackwardCoeffs(dhres, dhpost, dxout, x, y, N, n, C);
+    }
+
+    public void mixBackwardStreams(float[] dx, float[] dy, float[] dxout, float[] hres, float[] hpost, int N, int n, int C) {
+        Streams.mixBackwardStreams(dx, dy, dxout, hres, hpost, N, n, C);
+    }
+
+    public void mixForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int N, int n, int C) {
+        Streams.mixForward(xout, x, hres, hpost, y, N, n, C);
+    }
+
+    public void swigluBackward(float[] dh1, float[] dh3, float[] dout, float[] h1, float[] h3, int N, int F) {
+        SwiGlu.swigluBackward(dh1, dh3, dout, h1, h3, N, F);
+    }
+
+    public void swigluForward(float[] out, float[] h1, float[] h3, int N, int F) {
+        SwiGlu.swigluForward(out, h1, h3, N, F);
+    }
+}
