@@ -24,11 +24,13 @@ public final class Backend {
     private final String name;
     private final String description;
     private final Supplier<Ops> ops;
+    private final java.util.function.IntFunction<Ops> threadedOps;
 
-    private Backend(String name, String description, Supplier<Ops> ops) {
+    private Backend(String name, String description, Supplier<Ops> ops, java.util.function.IntFunction<Ops> threadedOps) {
         this.name = name;
         this.description = description;
         this.ops = ops;
+        this.threadedOps = threadedOps;
     }
 
     public String name() {
@@ -40,13 +42,21 @@ public final class Backend {
         return description;
     }
 
-    /** A new operations object: one per model replica, since each keeps its own scratch. */
+    /** A new operations object: one per model replica, since each keeps its own scratch. Single-threaded. */
     public Ops newOps() {
         return ops.get();
     }
 
+    /**
+     * Operations that may use {@code threads} threads inside each call (for one model that has the
+     * machine to itself, and for benchmarks); backends without intra-op threads return {@link #newOps()}.
+     */
+    public Ops newOps(int threads) {
+        return threadedOps.apply(threads);
+    }
+
     public static Backend plain() {
-        return new Backend("jvm", "jvm (plain reference kernels)", Ops::new);
+        return new Backend("jvm", "jvm (plain reference kernels)", Ops::new, t -> new Ops());
     }
 
     /** Whether the Vector API module is in the boot layer (the launcher adds it). */
@@ -64,6 +74,11 @@ public final class Backend {
      * property {@value #PROPERTY} names another.
      */
     public static Backend select(String requested) {
+        return select(requested, null);
+    }
+
+    /** As {@link #select(String)}, on a device of the backend ({@code B:D} for tornado; null: its default). */
+    public static Backend select(String requested, String device) {
         String name = System.getProperty(PROPERTY, requested);
         if (name == null) {
             name = "fast";
@@ -71,7 +86,7 @@ public final class Backend {
         return switch (name) {
             case "jvm", "plain" -> plain();
             case "fast" -> fast();
-            case "tornado" -> tornado();
+            case "tornado" -> tornado(device);
             default -> throw new InputException("unknown backend '" + name + "': use one of " + String.join(", ", NAMES));
         };
     }
@@ -82,13 +97,98 @@ public final class Backend {
                     + "(engine/target/mhc does) for the fast path");
             return plain();
         }
-        Supplier<Ops> factory = reflectiveFactory("mhc.engine.jvm.FastOps");
-        return new Backend("fast", "fast (Vector API JVM path)", factory);
+        String cls = "mhc.engine.jvm.FastOps";
+        return new Backend("fast", "fast (Vector API JVM path)", reflectiveFactory(cls), threadedFactory(cls));
     }
 
-    private static Backend tornado() {
-        throw new InputException("the tornado backend is not in this build: build with -Ptornado and TORNADOVM_HOME set "
-                + "(see tornado-setup.sh), and run with the tornado launcher");
+    /** TornadoVM on device "B:D" (null: TornadoVM's default device). */
+    public static Backend tornado(String device) {
+        Class<?> support = tornadoSupport();
+        try {
+            var newOps = support.getMethod("newOps", String.class);
+            Ops probe = (Ops) newOps.invoke(null, device); // fails here, once, if the device is not there
+            String where = probe.toString();
+            boolean[] first = {true};
+            Supplier<Ops> factory = () -> {
+                if (first[0]) {
+                    first[0] = false;
+                    return probe;
+                }
+                try {
+                    return (Ops) newOps.invoke(null, device);
+                } catch (ReflectiveOperationException e) {
+                    throw unwrap(e);
+                }
+            };
+            return new Backend("tornado", "tornado (" + where + ")", factory, t -> factory.get());
+        } catch (ReflectiveOperationException e) {
+            throw unwrap(e);
+        }
+    }
+
+    /** The devices TornadoVM sees, one line each; empty where TornadoVM is absent. */
+    @SuppressWarnings("unchecked")
+    public static List<String> tornadoDevices() {
+        try {
+            return (List<String>) tornadoSupport().getMethod("describeDevices").invoke(null);
+        } catch (InputException e) {
+            return List.of();
+        } catch (ReflectiveOperationException e) {
+            throw unwrap(e);
+        }
+    }
+
+    /** Whether this build has the TornadoVM backend and this JVM runs TornadoVM. */
+    public static boolean tornadoAvailable() {
+        try {
+            tornadoSupport();
+            return true;
+        } catch (InputException e) {
+            return false;
+        }
+    }
+
+    private static Class<?> tornadoSupport() {
+        Class<?> support;
+        try {
+            support = Class.forName("mhc.engine.tornado.TornadoSupport");
+        } catch (ClassNotFoundException e) {
+            throw new InputException("the tornado backend is not in this build: build with -Ptornado and TORNADOVM_HOME set "
+                    + "(see tornado-setup.sh)");
+        }
+        try {
+            Class.forName("uk.ac.manchester.tornado.api.TornadoExecutionPlan", true, support.getClassLoader());
+            Class.forName("uk.ac.manchester.tornado.runtime.TornadoCoreRuntime");
+        } catch (ClassNotFoundException | LinkageError e) {
+            throw new InputException("TornadoVM is not running in this JVM: start the engine with the tornado launcher "
+                    + "(tornado -jar engine/target/mhc.jar ...) or the SDK's argfile (java @$TORNADOVM_HOME/tornado-argfile ...)");
+        }
+        return support;
+    }
+
+    private static RuntimeException unwrap(ReflectiveOperationException e) {
+        Throwable c = e instanceof java.lang.reflect.InvocationTargetException ite ? ite.getCause() : e;
+        if (c instanceof RuntimeException re) {
+            return re;
+        }
+        return new IllegalStateException(c);
+    }
+
+    /** A constructor taking a thread count if the class has one, else the plain constructor. */
+    private static java.util.function.IntFunction<Ops> threadedFactory(String className) {
+        Supplier<Ops> plainCtor = reflectiveFactory(className);
+        try {
+            var ctor = Class.forName(className).asSubclass(Ops.class).getConstructor(int.class);
+            return t -> {
+                try {
+                    return ctor.newInstance(t);
+                } catch (ReflectiveOperationException e) {
+                    throw new IllegalStateException("cannot create " + className, e);
+                }
+            };
+        } catch (ReflectiveOperationException | LinkageError e) {
+            return t -> plainCtor.get();
+        }
     }
 
     /** Loads a backend class by name, so that this class links even where its module is absent. */

@@ -10,7 +10,14 @@ final class BackendOptions {
                     + "-Dmhc.backend=NAME overrides it.")
     String backend;
 
+    @Option(names = "--device", paramLabel = "B:D",
+            description = "TornadoVM device as backend:device index (see 'mhc devices'; default: TornadoVM's default device).")
+    String device;
+
     Backend select() {
-        return Backend.select(backend);
+        if (device != null && !"tornado".equals(System.getProperty(Backend.PROPERTY, backend))) {
+            throw new mhc.engine.InputException("--device selects a TornadoVM device; add --backend tornado");
+        }
+        return Backend.select(backend, device);
     }
 }
