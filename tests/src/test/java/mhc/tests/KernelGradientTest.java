@@ -99,11 +99,13 @@ class KernelGradientTest {
         double[] R = gauss(rnd, N * C, 1);
         double[] out = new double[N * C];
         double[] dinp = new double[inp.length];
+        double[] cos = new double[T * (C / H / 2)], sin = new double[T * (C / H / 2)];
+        Rope.ropeTables(cos, sin, T, C / H);
         Loss loss = () -> {
-            Rope.ropeForward(out, inp, N, T, C, H);
+            Rope.ropeForward(out, inp, cos, sin, N, T, C, H);
             return dot(out, R);
         };
-        verify("ropeBackward", loss, () -> Rope.ropeBackward(dinp, R, N, T, C, H), grad("inp", inp, dinp));
+        verify("ropeBackward", loss, () -> Rope.ropeBackward(dinp, R, cos, sin, N, T, C, H), grad("inp", inp, dinp));
     }
 
     @Test

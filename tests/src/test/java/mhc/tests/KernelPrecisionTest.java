@@ -166,13 +166,15 @@ class KernelPrecisionTest {
         float[] dout = gaussF(rnd, N * C, 1);
         float[] out = nanF(N * C);
         double[] outD = nanD(N * C);
-        mhc.kernels.Rope.ropeForward(out, inp, N, T, C, H);
-        mhc.kernels.f64.Rope.ropeForward(outD, d(inp), N, T, C, H);
+        float[] cos = new float[T * (C / H / 2)], sin = new float[T * (C / H / 2)];
+        mhc.kernels.Rope.ropeTables(cos, sin, T, C / H);
+        mhc.kernels.Rope.ropeForward(out, inp, cos, sin, N, T, C, H);
+        mhc.kernels.f64.Rope.ropeForward(outD, d(inp), d(cos), d(sin), N, T, C, H);
         same("ropeForward", s, outD, out);
         float[] dinp = gaussF(rnd, N * C, 1);
         double[] dinpD = d(dinp);
-        mhc.kernels.Rope.ropeBackward(dinp, dout, N, T, C, H);
-        mhc.kernels.f64.Rope.ropeBackward(dinpD, d(dout), N, T, C, H);
+        mhc.kernels.Rope.ropeBackward(dinp, dout, cos, sin, N, T, C, H);
+        mhc.kernels.f64.Rope.ropeBackward(dinpD, d(dout), d(cos), d(sin), N, T, C, H);
         same("ropeBackward", s, dinpD, dinp);
     }
 

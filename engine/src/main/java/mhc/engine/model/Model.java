@@ -2,6 +2,7 @@ package mhc.engine.model;
 
 import mhc.engine.Config;
 import mhc.engine.ParamSpec;
+import mhc.kernels.Rope;
 
 import java.util.Arrays;
 import java.util.HashMap;
@@ -35,6 +36,7 @@ public final class Model {
     private float[][] xs;   // 2L+1 stream states, (N, n, C) each
     private Sub[] subs;
     private float[] uf, rstdf, af, logits, probs, losses;
+    private float[] ropeCos, ropeSin;  // (T, D/2)
     private double loss;
     private final HashMap<String, float[]> scratch = new HashMap<>();
 
@@ -155,8 +157,8 @@ public final class Model {
         ops.matmulForward(s.qraw, s.a, params.get(p + "wq"), 0, N, C, C);
         ops.matmulForward(s.kraw, s.a, params.get(p + "wk"), 0, N, C, C);
         ops.matmulForward(s.v, s.a, params.get(p + "wv"), 0, N, C, C);
-        ops.ropeForward(s.q, s.qraw, N, T, C, H);
-        ops.ropeForward(s.k, s.kraw, N, T, C, H);
+        ops.ropeForward(s.q, s.qraw, ropeCos, ropeSin, N, T, C, H);
+        ops.ropeForward(s.k, s.kraw, ropeCos, ropeSin, N, T, C, H);
         ops.attentionForward(s.o, s.att, s.q, s.k, s.v, B, T, C, H);
         ops.matmulForward(s.y, s.o, params.get(p + "wo"), 0, N, C, C);
     }
@@ -286,8 +288,8 @@ public final class Model {
         ops.attentionBackward(dq, dk, dv, dout, s.att, s.q, s.k, s.v, s.o, B, T, C, H);
         float[] dqraw = zeros("dqraw", N * C);
         float[] dkraw = zeros("dkraw", N * C);
-        ops.ropeBackward(dqraw, dq, N, T, C, H);
-        ops.ropeBackward(dkraw, dk, N, T, C, H);
+        ops.ropeBackward(dqraw, dq, ropeCos, ropeSin, N, T, C, H);
+        ops.ropeBackward(dkraw, dk, ropeCos, ropeSin, N, T, C, H);
         linearBackward(da, s.a, dqraw, p + "wq", 0, N, C, C);
         linearBackward(da, s.a, dkraw, p + "wk", 0, N, C, C);
         linearBackward(da, s.a, dv, p + "wv", 0, N, C, C);
@@ -370,6 +372,40 @@ public final class Model {
 
     public float[] logits() {
         return logits;
+    }
+
+    /**
+     * Bytes of the activations this model keeps from forward to backward for the current batch
+     * (the last forward's shape): the stream states {@code xs}, every array of every sublayer's
+     * {@link Sub} (whether or not the ops use it), and the final ones (inputs, targets, the
+     * collapse, final norm, logits, probabilities, losses). Scratch is not counted. 0 before
+     * the first forward.
+     */
+    public long activationBytes() {
+        if (subs == null) {
+            return 0;
+        }
+        java.util.List<Object> kept = new java.util.ArrayList<>(Arrays.asList(inputs, targets, uf, rstdf, af, logits, probs, losses));
+        kept.addAll(Arrays.asList(xs));
+        for (Sub s : subs) {
+            kept.addAll(Arrays.asList(s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres, s.xbar, s.xrstd, s.tpre, s.tpost,
+                    s.tres, s.u, s.rstd, s.a, s.y, s.qraw, s.kraw, s.q, s.k, s.v, s.att, s.o, s.h1, s.h3, s.g,
+                    s.rlogits, s.scores, s.gates, s.sel, s.rows, s.slots, s.counts));
+            for (float[][] perExpert : new float[][][]{s.ex, s.eh1, s.eh3, s.eg, s.ey}) {
+                if (perExpert != null) {
+                    kept.addAll(Arrays.asList(perExpert));
+                }
+            }
+        }
+        long bytes = 0;
+        for (Object a : kept) {
+            if (a instanceof float[] f) {
+                bytes += (long) f.length * Float.BYTES;
+            } else if (a instanceof int[] i) {
+                bytes += (long) i.length * Integer.BYTES;
+            }
+        }
+        return bytes;
     }
 
     /** Sum of the token losses of the last forward (in double), for means over several batches. */
@@ -547,6 +583,9 @@ public final class Model {
                 s.g = new float[N * F];
             }
         }
+        ropeCos = new float[T * (C / H / 2)];
+        ropeSin = new float[T * (C / H / 2)];
+        Rope.ropeTables(ropeCos, ropeSin, T, C / H);
         uf = new float[N * C];
         rstdf = new float[N];
         af = new float[N * C];

@@ -1,5 +1,6 @@
 package mhc.engine.model;
 
+import mhc.kernels.AdamW;
 import mhc.kernels.Attention;
 import mhc.kernels.CrossEntropy;
 import mhc.kernels.Embedding;
@@ -211,6 +212,12 @@ public class Ops {
 
     // ------------------------------------------------------------------ kernels, one call each
 
+    /** One AdamW step on a flat tensor (the optimizer's update; see {@link AdamW}). */
+    public void adamwUpdate(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2,
+                            float eps, float weightDecay, float gradScale, float bc1, float bc2, int size) {
+        AdamW.adamwUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size);
+    }
+
     public void attentionBackwardKeyValue(float[] dk, float[] dv, float[] workScores, float[] att, float[] q, float[] dout, int B, int T, int C, int H) {
         Attention.attentionBackwardKeyValue(dk, dv, workScores, att, q, dout, B, T, C, H);
     }
@@ -339,12 +346,12 @@ public class Ops {
         RmsNorm.rmsnormWeightBackward(dw, dout, x, rstd, N, C);
     }
 
-    public void ropeBackward(float[] dinp, float[] dout, int N, int T, int C, int H) {
-        Rope.ropeBackward(dinp, dout, N, T, C, H);
+    public void ropeBackward(float[] dinp, float[] dout, float[] cos, float[] sin, int N, int T, int C, int H) {
+        Rope.ropeBackward(dinp, dout, cos, sin, N, T, C, H);
     }
 
-    public void ropeForward(float[] out, float[] inp, int N, int T, int C, int H) {
-        Rope.ropeForward(out, inp, N, T, C, H);
+    public void ropeForward(float[] out, float[] inp, float[] cos, float[] sin, int N, int T, int C, int H) {
+        Rope.ropeForward(out, inp, cos, sin, N, T, C, H);
     }
 
     public void sinkhornBackward(float[] dz, float[] dout, float[] z, float[] work, int N, int n, int iters) {

@@ -285,13 +285,13 @@ public class TornadoOps extends Ops {
     }
 
     @Override
-    public void ropeBackward(float[] dinp, float[] dout, int N, int T, int C, int H) {
-        run("ropeBackward", g -> g.task("ropeBackward", Rope::ropeBackward, dinp, dout, N, T, C, H), arrays(dinp, dout), N, T, C, H);
+    public void ropeBackward(float[] dinp, float[] dout, float[] cos, float[] sin, int N, int T, int C, int H) {
+        run("ropeBackward", g -> g.task("ropeBackward", Rope::ropeBackward, dinp, dout, cos, sin, N, T, C, H), arrays(dinp, dout, cos, sin), N, T, C, H);
     }
 
     @Override
-    public void ropeForward(float[] out, float[] inp, int N, int T, int C, int H) {
-        run("ropeForward", g -> g.task("ropeForward", Rope::ropeForward, out, inp, N, T, C, H), arrays(out, inp), N, T, C, H);
+    public void ropeForward(float[] out, float[] inp, float[] cos, float[] sin, int N, int T, int C, int H) {
+        run("ropeForward", g -> g.task("ropeForward", Rope::ropeForward, out, inp, cos, sin, N, T, C, H), arrays(out, inp, cos, sin), N, T, C, H);
     }
 
     @Override
