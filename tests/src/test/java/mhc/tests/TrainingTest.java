@@ -2,6 +2,7 @@ package mhc.tests;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.Init;
 import mhc.engine.LanguageModel;
@@ -149,7 +150,7 @@ class TrainingTest {
         int[] batch = Models.tokens(3, 6, 2);
         Params g = new Params(cfg);
         double loss;
-        try (StepRunner r = new StepRunner(p, 2)) {
+        try (StepRunner r = new StepRunner(p, 2, Backend.plain())) { // the same kernels as the whole-batch model
             loss = r.step(batch, 3, 6, g, false).loss();
         }
         mhc.engine.model.Model whole = new mhc.engine.model.Model(p);

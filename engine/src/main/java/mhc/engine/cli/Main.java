@@ -19,7 +19,7 @@ import java.util.Arrays;
 @Command(name = "mhc", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Train, study and run manifold-constrained hyper-connection transformers.",
         subcommands = {TrainCommand.class, EvalCommand.class, GenerateCommand.class, InitCommand.class, GradsCommand.class,
-                GainCommand.class, CommandLine.HelpCommand.class})
+                GainCommand.class, DevicesCommand.class, StudyCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int EXIT_BAD_INPUT = 2;
     /** Training stopped on a non-finite loss or gradient. */

@@ -136,8 +136,11 @@ final class TrainCommand implements Callable<Integer> {
                 }
             }
             progress.close();
-            System.out.printf(java.util.Locale.ROOT, "step %d: val_loss %.4f nats/byte (%.4f bits/byte); checkpoint %s%n",
-                    trainer.step(), trainer.lastValLoss(), trainer.lastValLoss() / Math.log(2), last);
+            String val = trainer.lastValStep() == 0 ? "no validation yet" : String.format(java.util.Locale.ROOT,
+                    "val_loss %.4f nats/byte (%.4f bits/byte) at step %d", trainer.lastValLoss(),
+                    trainer.lastValLoss() / Math.log(2), trainer.lastValStep());
+            System.out.printf(java.util.Locale.ROOT, "%s after step %d: %s; checkpoint %s%n",
+                    trainer.step() < totalSteps ? "stopped" : "finished", trainer.step(), val, last);
         }
         return 0;
     }

@@ -2,8 +2,8 @@ package mhc.engine.train;
 
 import mhc.engine.Config;
 import mhc.engine.ParamSpec;
+import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
-import mhc.kernels.AdamW;
 
 /**
  * AdamW with global gradient-norm clipping, and the MoE router-bias update of MODEL.md
@@ -14,6 +14,7 @@ public final class Optimizer {
     private final Params m;
     private final Params v;
     private int t; // steps taken
+    private Ops ops = new Ops(); // where the AdamW update runs; the plain kernel unless withOps says otherwise
 
     public Optimizer(Config cfg, TrainSettings settings) {
         this(settings, new Params(cfg), new Params(cfg), 0);
@@ -25,6 +26,15 @@ public final class Optimizer {
         this.m = m;
         this.v = v;
         this.t = stepsTaken;
+    }
+
+    /**
+     * Runs the AdamW update on a backend's operations ({@code backend.newOps()}), e.g. the
+     * vectorized one of the fast path (bit-identical to the plain kernel). Returns this.
+     */
+    public Optimizer withOps(Ops ops) {
+        this.ops = ops;
+        return this;
     }
 
     public Params firstMoments() {
@@ -76,7 +86,7 @@ public final class Optimizer {
             }
             String name = spec.name();
             float[] p = params.get(name);
-            AdamW.adamwUpdate(p, grads.get(name), m.get(name), v.get(name), (float) lr,
+            ops.adamwUpdate(p, grads.get(name), m.get(name), v.get(name), (float) lr,
                     (float) settings.beta1(), (float) settings.beta2(), (float) settings.eps(),
                     spec.decay() ? (float) settings.weightDecay() : 0f, scale, bc1, bc2, p.length);
         }

@@ -67,6 +67,7 @@ public final class Trainer {
     private Consumer<JsonObject> listener = r -> {
     };
     private double lastValLoss = Double.NaN;
+    private int lastValStep;
 
     /** A new run from initialized parameters. */
     public Trainer(mhc.engine.model.Params params, TrainSettings settings, Corpus corpus, Path outDir, Path logFile, Options options) {
@@ -116,6 +117,11 @@ public final class Trainer {
         return lastValLoss;
     }
 
+    /** The step of {@link #lastValLoss()} (0: none yet). */
+    public int lastValStep() {
+        return lastValStep;
+    }
+
     /** Path of the checkpoint written after {@code s} steps. */
     public static Path checkpointPath(Path dir, int s) {
         return dir.resolve(String.format(Locale.ROOT, "step-%06d.safetensors", s));
@@ -156,6 +162,7 @@ public final class Trainer {
                 boolean lastStep = s.step() == settings.steps();
                 if ((options.evalEvery() > 0 && s.step() % options.evalEvery() == 0) || lastStep) {
                     lastValLoss = lm.evaluate(corpus.validation(), options.evalBatches());
+                    lastValStep = s.step();
                     rec.addProperty("val_loss", lastValLoss);
                     rec.addProperty("val_bpb", lastValLoss / Math.log(2));
                 }

@@ -1,0 +1,440 @@
+package mhc.engine.jvm;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * A packed, blocked single-precision GEMM on the Vector API, and the three products of a
+ * linear map {@code out = inp · W} (MODEL.md stores W as {@code [IN, OUT]}) on top of it.
+ *
+ * <p>Layout (Goto/BLIS): C (M x N) is cut into macro tiles of {@link #MC} rows by {@link #NC}
+ * columns, one task each. A task walks K in blocks of {@link #KC}: it packs the KC x nc block
+ * of B into column panels of {@link #NR} (k-major, {@code bp[k*NR + j]}), the mc x KC block of
+ * A into row panels of {@link #MR} ({@code ap[k*MR + i]}), zero-padding the edges, and runs the
+ * MR x NR micro-kernel over every (panel of B, panel of A) pair, B panel outer, so the B panel
+ * (KC x NR = 256 x 32 floats = 32 KiB) stays in the 48 KiB L1 while the A panels stream from L2.
+ * The micro-kernel keeps the MR x NR tile of C in registers: MR*NR/VL = 24 accumulators of
+ * the 32 AVX-512 registers, 2 loads of B and MR broadcasts of A per k for 24 FMAs. Packing
+ * hides the transposes of the backward products: any stride pattern of A and B packs to the same
+ * layout.
+ *
+ * <p>Determinism: every element of C is one FMA chain over k in increasing order, starting from 0
+ * (overwrite) or from C (accumulate), stored and reloaded between K blocks (exact). KC is fixed,
+ * so the chain does not depend on the macro tiling, the edge handling or the thread that runs the
+ * tile: results are bit-identical for any thread count. The scalar fallback (interpreter, C1)
+ * of {@code FloatVector.fma} is {@code Math.fma}, so it is also the same in every JIT tier.
+ *
+ * <p>Numerics against the plain kernel: the plain kernel sums {@code s = sum_k a b} with
+ * separate multiply and add and then {@code C += s}; here the products are fused and C is the
+ * start of the chain. Both are float sums of the same terms in the same order; they differ by
+ * rounding only.
+ */
+public final class FastGemm {
+    static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
+    static final int VL = SP.length();
+    /** Rows of the micro-tile: 12 where there are 32 vector registers (AVX-512), else 6 (AVX2's 16 registers). */
+    static final int MR = VL >= 16 ? 12 : 6;
+    /** Columns of the micro-tile: two vectors. */
+    static final int NR = 2 * VL;
+    /** Depth of a K block: the B panel KC x NR (32 KiB with AVX-512) must stay in L1; measured best of 192/256/384/512. */
+    static final int KC = 256;
+    /**
+     * Rows of a macro tile (multiple of MR): the packed A block MC x KC (288 KiB) lives in L2.
+     * 288 rows take a whole sequence (T = 256 rows, the model's calls) in one tile, so B is
+     * packed once per call.
+     */
+    static final int MC = 24 * MR;
+    /** Columns of a macro tile (multiple of NR): the packed B block KC x NC (1 MiB) lives in L2/L3. */
+    static final int NC = 32 * NR;
+
+    private FastGemm() {
+    }
+
+    /** Packing buffers of one thread. */
+    private static final class Buffers {
+        final float[] a = new float[MC * KC];
+        final float[] b = new float[NC * KC];
+        final float[] tile = new float[MR * NR];
+    }
+
+    private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
+
+    // ------------------------------------------------------------------ the three products
+
+    /** {@code out[r][o] = sum_i inp[r][i] w[wOff + i*OUT + o]} (overwrites out). */
+    public static void matmulForward(Workers workers, float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
+        gemm(workers, N, OUT, IN, inp, 0, IN, 1, w, wOff, OUT, 1, out, 0, OUT, false);
+    }
+
+    /** {@code dinp[r][i] += sum_o dout[r][o] w[wOff + i*OUT + o]}: B is W transposed. */
+    public static void matmulBackwardInput(Workers workers, float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
+        gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true);
+    }
+
+    /** {@code dw[wOff + i*OUT + o] += sum_r inp[r][i] dout[r][o]}: A is inp transposed. */
+    public static void matmulBackwardWeight(Workers workers, float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
+        gemm(workers, IN, OUT, N, inp, 0, 1, IN, dout, 0, OUT, 1, dw, wOff, OUT, true);
+    }
+
+    // ------------------------------------------------------------------ the GEMM
+
+    /**
+     * {@code C = A·B} ({@code accumulate}: {@code C += A·B}) with C (M x N) at {@code c[cOff + i*ldc + j]},
+     * A (M x K) at {@code a[aOff + i*ars + k*acs]} and B (K x N) at {@code b[bOff + k*brs + j*bcs]}.
+     * Macro tiles run as tasks on {@code workers}.
+     */
+    public static void gemm(Workers workers, int M, int N, int K,
+                            float[] a, int aOff, int ars, int acs,
+                            float[] b, int bOff, int brs, int bcs,
+                            float[] c, int cOff, int ldc, boolean accumulate) {
+        if (M <= 0 || N <= 0) {
+            return;
+        }
+        if (K <= 0) {
+            if (!accumulate) {
+                for (int i = 0; i < M; i++) {
+                    java.util.Arrays.fill(c, cOff + i * ldc, cOff + i * ldc + N, 0f);
+                }
+            }
+            return;
+        }
+        int mc = MC, nc = NC;
+        int threads = workers.threads();
+        // With several threads, smaller tiles so that each thread gets a few (load balance); the
+        // tiling changes which thread computes an element, never how.
+        while (threads > 1 && tiles(M, mc) * tiles(N, nc) < 4 * threads) {
+            if (nc > 2 * NR && nc >= mc) {
+                nc = roundUp(nc / 2, NR);
+            } else if (mc > 2 * MR) {
+                mc = roundUp(mc / 2, MR);
+            } else {
+                break;
+            }
+        }
+        int mt = tiles(M, mc), nt = tiles(N, nc);
+        int tileRows = mc, tileCols = nc;
+        workers.run(mt * nt, task -> {
+            int i0 = (task / nt) * tileRows;
+            int j0 = (task % nt) * tileCols;
+            macroTile(Math.min(tileRows, M - i0), Math.min(tileCols, N - j0), K,
+                    a, aOff + i0 * ars, ars, acs, b, bOff + j0 * bcs, brs, bcs,
+                    c, cOff + i0 * ldc + j0, ldc, accumulate, BUFFERS.get());
+        });
+    }
+
+    private static int tiles(int n, int block) {
+        return (n + block - 1) / block;
+    }
+
+    private static int roundUp(int n, int m) {
+        return (n + m - 1) / m * m;
+    }
+
+    /** One macro tile: C (mc x nc) at c[cOff], A and B offsets already at its first row and column. */
+    private static void macroTile(int mc, int nc, int K,
+                                  float[] a, int aOff, int ars, int acs,
+                                  float[] b, int bOff, int brs, int bcs,
+                                  float[] c, int cOff, int ldc, boolean accumulate, Buffers buf) {
+        float[] ap = buf.a, bp = buf.b;
+        for (int p0 = 0; p0 < K; p0 += KC) {
+            int kc = Math.min(KC, K - p0);
+            packB(bp, b, bOff + p0 * brs, brs, bcs, kc, nc);
+            packA(ap, a, aOff + p0 * acs, ars, acs, mc, kc);
+            boolean load = accumulate || p0 > 0;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int cols = Math.min(NR, nc - jr);
+                int bo = jr * kc; // panel jr/NR starts at (jr/NR) * NR * kc
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int rows = Math.min(MR, mc - ir);
+                    int ao = ir * kc;
+                    int co = cOff + ir * ldc + jr;
+                    if (rows == MR && cols == NR) {
+                        kernel(kc, ap, ao, bp, bo, c, co, ldc, load);
+                    } else {
+                        edgeTile(kc, ap, ao, bp, bo, c, co, ldc, load, rows, cols, buf.tile);
+                    }
+                }
+            }
+        }
+    }
+
+    /** A partial micro-tile: computed in full on a copy (the packed panels are zero-padded), then the valid part copied back. */
+    private static void edgeTile(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc,
+                                 boolean load, int rows, int cols, float[] tile) {
+        if (load) {
+            java.util.Arrays.fill(tile, 0f);
+            for (int i = 0; i < rows; i++) {
+                System.arraycopy(c, co + i * ldc, tile, i * NR, cols);
+            }
+        }
+        kernel(kc, ap, ao, bp, bo, tile, 0, NR, load);
+        for (int i = 0; i < rows; i++) {
+            System.arraycopy(tile, i * NR, c, co + i * ldc, cols);
+        }
+    }
+
+    /**
+     * A (mc x kc, element (i,k) at a[off + i*ars + k*acs]) into row panels of MR: panel p holds
+     * rows p*MR.. as {@code ap[p*MR*kc + k*MR + i]}; rows past mc are zero.
+     */
+    private static void packA(float[] ap, float[] a, int off, int ars, int acs, int mc, int kc) {
+        for (int p = 0; p < mc; p += MR) {
+            int rows = Math.min(MR, mc - p);
+            int base = p * kc;
+            int src = off + p * ars;
+            if (ars == 1) {
+                // A transposed in memory (the weight gradient): MR contiguous floats per k.
+                for (int k = 0; k < kc; k++) {
+                    System.arraycopy(a, src + k * acs, ap, base + k * MR, rows);
+                }
+            } else {
+                for (int k = 0; k < kc; k++) {
+                    int s = src + k * acs;
+                    int d = base + k * MR;
+                    for (int i = 0; i < rows; i++) {
+                        ap[d + i] = a[s + i * ars];
+                    }
+                }
+            }
+            if (rows < MR) {
+                for (int k = 0; k < kc; k++) {
+                    java.util.Arrays.fill(ap, base + k * MR + rows, base + k * MR + MR, 0f);
+                }
+            }
+        }
+    }
+
+    /**
+     * B (kc x nc, element (k,j) at b[off + k*brs + j*bcs]) into column panels of NR: panel q holds
+     * columns q*NR.. as {@code bp[q*NR*kc + k*NR + j]}; columns past nc are zero.
+     */
+    private static void packB(float[] bp, float[] b, int off, int brs, int bcs, int kc, int nc) {
+        for (int q = 0; q < nc; q += NR) {
+            int cols = Math.min(NR, nc - q);
+            int base = q * kc;
+            int src = off + q * bcs;
+            if (bcs == 1) {
+                if (cols == NR) {
+                    for (int k = 0; k < kc; k++) {
+                        int s = src + k * brs, d = base + k * NR;
+                        FloatVector.fromArray(SP, b, s).intoArray(bp, d);
+                        FloatVector.fromArray(SP, b, s + VL).intoArray(bp, d + VL);
+                    }
+                } else {
+                    for (int k = 0; k < kc; k++) {
+                        System.arraycopy(b, src + k * brs, bp, base + k * NR, cols);
+                        java.util.Arrays.fill(bp, base + k * NR + cols, base + k * NR + NR, 0f);
+                    }
+                }
+            } else if (cols == NR && brs == 1) {
+                // B transposed in memory (the input gradient reads W^T): each packed row k
+                // takes one element from each of NR rows of W. A gather loads VL of them at
+                // once (vgatherdps), about twice as fast as scalar copies.
+                int[] idx = gatherIndex(bcs);
+                for (int k = 0; k < kc; k++) {
+                    int s = src + k, d = base + k * NR;
+                    FloatVector.fromArray(SP, b, s, idx, 0).intoArray(bp, d);
+                    FloatVector.fromArray(SP, b, s + VL * bcs, idx, 0).intoArray(bp, d + VL);
+                }
+            } else {
+                for (int k = 0; k < kc; k++) {
+                    int s = src + k * brs;
+                    int d = base + k * NR;
+                    for (int j = 0; j < cols; j++) {
+                        bp[d + j] = b[s + j * bcs];
+                    }
+                    for (int j = cols; j < NR; j++) {
+                        bp[d + j] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    private static final ThreadLocal<int[]> GATHER = ThreadLocal.withInitial(() -> new int[VL]);
+
+    /** {@code 0, stride, 2*stride, ...}: the lane offsets of a strided gather (one array per thread). */
+    private static int[] gatherIndex(int stride) {
+        int[] idx = GATHER.get();
+        if (idx[1] != stride) {
+            for (int i = 0; i < VL; i++) {
+                idx[i] = i * stride;
+            }
+        }
+        return idx;
+    }
+
+    /** The micro-kernel for the machine's register count. */
+    private static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
+        if (MR == 12) {
+            kernel12(kc, ap, ao, bp, bo, c, co, ldc, load);
+        } else {
+            kernel6(kc, ap, ao, bp, bo, c, co, ldc, load);
+        }
+    }
+
+    /**
+     * C[12 x 2VL] (+)= Ap · Bp over kc: 24 accumulators, written out by hand so that C2 keeps
+     * them in registers (arrays of vectors are not scalarized reliably).
+     */
+    private static void kernel12(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
+        if (load) {
+            c00 = FloatVector.fromArray(SP, c, co);
+            c01 = FloatVector.fromArray(SP, c, co + VL);
+            c10 = FloatVector.fromArray(SP, c, co + ldc);
+            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
+            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
+            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
+            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
+            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
+            c40 = FloatVector.fromArray(SP, c, co + 4 * ldc);
+            c41 = FloatVector.fromArray(SP, c, co + 4 * ldc + VL);
+            c50 = FloatVector.fromArray(SP, c, co + 5 * ldc);
+            c51 = FloatVector.fromArray(SP, c, co + 5 * ldc + VL);
+            c60 = FloatVector.fromArray(SP, c, co + 6 * ldc);
+            c61 = FloatVector.fromArray(SP, c, co + 6 * ldc + VL);
+            c70 = FloatVector.fromArray(SP, c, co + 7 * ldc);
+            c71 = FloatVector.fromArray(SP, c, co + 7 * ldc + VL);
+            c80 = FloatVector.fromArray(SP, c, co + 8 * ldc);
+            c81 = FloatVector.fromArray(SP, c, co + 8 * ldc + VL);
+            c90 = FloatVector.fromArray(SP, c, co + 9 * ldc);
+            c91 = FloatVector.fromArray(SP, c, co + 9 * ldc + VL);
+            ca0 = FloatVector.fromArray(SP, c, co + 10 * ldc);
+            ca1 = FloatVector.fromArray(SP, c, co + 10 * ldc + VL);
+            cb0 = FloatVector.fromArray(SP, c, co + 11 * ldc);
+            cb1 = FloatVector.fromArray(SP, c, co + 11 * ldc + VL);
+        } else {
+            FloatVector z = FloatVector.zero(SP);
+            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z; c40 = z; c41 = z; c50 = z; c51 = z;
+            c60 = z; c61 = z; c70 = z; c71 = z; c80 = z; c81 = z; c90 = z; c91 = z; ca0 = z; ca1 = z; cb0 = z; cb1 = z;
+        }
+        for (int k = 0; k < kc; k++) {
+            FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
+            FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
+            FloatVector x;
+            x = FloatVector.broadcast(SP, ap[ao]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(SP, ap[ao + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(SP, ap[ao + 2]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(SP, ap[ao + 3]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(SP, ap[ao + 4]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(SP, ap[ao + 5]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            x = FloatVector.broadcast(SP, ap[ao + 6]);
+            c60 = x.fma(b0, c60);
+            c61 = x.fma(b1, c61);
+            x = FloatVector.broadcast(SP, ap[ao + 7]);
+            c70 = x.fma(b0, c70);
+            c71 = x.fma(b1, c71);
+            x = FloatVector.broadcast(SP, ap[ao + 8]);
+            c80 = x.fma(b0, c80);
+            c81 = x.fma(b1, c81);
+            x = FloatVector.broadcast(SP, ap[ao + 9]);
+            c90 = x.fma(b0, c90);
+            c91 = x.fma(b1, c91);
+            x = FloatVector.broadcast(SP, ap[ao + 10]);
+            ca0 = x.fma(b0, ca0);
+            ca1 = x.fma(b1, ca1);
+            x = FloatVector.broadcast(SP, ap[ao + 11]);
+            cb0 = x.fma(b0, cb0);
+            cb1 = x.fma(b1, cb1);
+            ao += 12;
+            bo += 2 * VL;
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + VL);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + VL);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + VL);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + VL);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + VL);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + VL);
+        c60.intoArray(c, co + 6 * ldc);
+        c61.intoArray(c, co + 6 * ldc + VL);
+        c70.intoArray(c, co + 7 * ldc);
+        c71.intoArray(c, co + 7 * ldc + VL);
+        c80.intoArray(c, co + 8 * ldc);
+        c81.intoArray(c, co + 8 * ldc + VL);
+        c90.intoArray(c, co + 9 * ldc);
+        c91.intoArray(c, co + 9 * ldc + VL);
+        ca0.intoArray(c, co + 10 * ldc);
+        ca1.intoArray(c, co + 10 * ldc + VL);
+        cb0.intoArray(c, co + 11 * ldc);
+        cb1.intoArray(c, co + 11 * ldc + VL);
+    }
+
+    /** C[6 x 2VL] (+)= Ap · Bp: 12 accumulators, for 16-register machines (AVX2, 8 floats per vector). */
+    private static void kernel6(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (load) {
+            c00 = FloatVector.fromArray(SP, c, co);
+            c01 = FloatVector.fromArray(SP, c, co + VL);
+            c10 = FloatVector.fromArray(SP, c, co + ldc);
+            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
+            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
+            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
+            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
+            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
+            c40 = FloatVector.fromArray(SP, c, co + 4 * ldc);
+            c41 = FloatVector.fromArray(SP, c, co + 4 * ldc + VL);
+            c50 = FloatVector.fromArray(SP, c, co + 5 * ldc);
+            c51 = FloatVector.fromArray(SP, c, co + 5 * ldc + VL);
+        } else {
+            FloatVector z = FloatVector.zero(SP);
+            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z; c40 = z; c41 = z; c50 = z; c51 = z;
+        }
+        for (int k = 0; k < kc; k++) {
+            FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
+            FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
+            FloatVector x;
+            x = FloatVector.broadcast(SP, ap[ao]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(SP, ap[ao + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(SP, ap[ao + 2]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(SP, ap[ao + 3]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(SP, ap[ao + 4]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(SP, ap[ao + 5]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            ao += 6;
+            bo += 2 * VL;
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + VL);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + VL);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + VL);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + VL);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + VL);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + VL);
+    }
+}

@@ -1,0 +1,127 @@
+package mhc.engine.jvm;
+
+import mhc.kernels.RmsNorm;
+
+/**
+ * The JVM fast path: the model's hot operations on the Vector API ({@code jdk.incubator.vector}),
+ * on top of {@link FusedOps}' fused connections. What it replaces, each checked against the plain
+ * kernel by the Fast*Test classes:
+ *
+ * <ul>
+ *   <li>the three products of every linear map: {@link FastGemm}, packed and blocked;
+ *   <li>attention: {@link FastAttention}, tiled with an online softmax; its state is the per-row
+ *       log-sum-exp (B*H*T floats), not the probabilities;
+ *   <li>SwiGLU, RMSNorm (also HC's unweighted one, which calls it with all-ones weights),
+ *       cross-entropy and AdamW: {@link FastElementwise}.
+ * </ul>
+ *
+ * <p>Results are deterministic and independent of the thread count. By default an instance runs
+ * single-threaded: the data-parallel {@code StepRunner} already runs one model replica, each with
+ * its own {@code FastOps}, per core. {@link #FastOps(int)} splits the GEMM's output tiles and the
+ * attention's (row, head) pairs over threads instead, for one large model on all cores.
+ *
+ * <p>Loaded only by reflection from {@code mhc.engine.Backend} when the {@code jdk.incubator.vector}
+ * module is present; nothing else refers to this package, so the engine runs without the module.
+ */
+public class FastOps extends FusedOps {
+    private final Workers workers;
+
+    /** Single-threaded (the default backend instance: one per model replica). */
+    public FastOps() {
+        this(Workers.SINGLE);
+    }
+
+    /** Splits each GEMM and attention call over {@code threads} threads. */
+    public FastOps(int threads) {
+        this(threads == 1 ? Workers.SINGLE : new Workers(threads));
+    }
+
+    public FastOps(Workers workers) {
+        this.workers = workers;
+    }
+
+    public int threads() {
+        return workers.threads();
+    }
+
+    // ------------------------------------------------------------------ linear maps
+
+    @Override
+    public void matmulForward(float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
+        FastGemm.matmulForward(workers, out, inp, w, wOff, N, IN, OUT);
+    }
+
+    @Override
+    public void matmulBackwardInput(float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
+        FastGemm.matmulBackwardInput(workers, dinp, dout, w, wOff, N, IN, OUT);
+    }
+
+    @Override
+    public void matmulBackwardWeight(float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
+        FastGemm.matmulBackwardWeight(workers, dw, inp, dout, wOff, N, IN, OUT);
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    /** Only the log-sum-exp of each query row: (B, H, T). */
+    @Override
+    public int attentionStateSize(int B, int T, int H) {
+        return FastAttention.stateSize(B, T, H);
+    }
+
+    /** {@code att} receives the per-row log-sum-exp, not the probabilities. */
+    @Override
+    public void attentionForward(float[] out, float[] att, float[] q, float[] k, float[] v, int B, int T, int C, int H) {
+        FastAttention.forward(workers, out, att, q, k, v, B, T, C, H);
+    }
+
+    /** Recomputes the probabilities block by block from q, k and the forward's log-sum-exp. */
+    @Override
+    public void attentionBackward(float[] dq, float[] dk, float[] dv, float[] dout, float[] att, float[] q, float[] k,
+                                  float[] v, float[] out, int B, int T, int C, int H) {
+        FastAttention.backward(workers, dq, dk, dv, dout, att, q, k, v, out, B, T, C, H);
+    }
+
+    // ------------------------------------------------------------------ element- and row-wise
+
+    @Override
+    public void swigluForward(float[] out, float[] h1, float[] h3, int N, int F) {
+        FastElementwise.swigluForward(out, h1, h3, N, F);
+    }
+
+    @Override
+    public void swigluBackward(float[] dh1, float[] dh3, float[] dout, float[] h1, float[] h3, int N, int F) {
+        FastElementwise.swigluBackward(dh1, dh3, dout, h1, h3, N, F);
+    }
+
+    @Override
+    public void rmsnormForward(float[] out, float[] rstd, float[] x, float[] w, int N, int C) {
+        FastElementwise.rmsnormForward(out, rstd, x, w, N, C, RmsNorm.EPS);
+    }
+
+    @Override
+    public void rmsnormBackward(float[] dx, float[] dout, float[] x, float[] w, float[] rstd, int N, int C) {
+        FastElementwise.rmsnormBackward(dx, dout, x, w, rstd, N, C);
+    }
+
+    @Override
+    public void rmsnormWeightBackward(float[] dw, float[] dout, float[] x, float[] rstd, int N, int C) {
+        FastElementwise.rmsnormWeightBackward(dw, dout, x, rstd, N, C);
+    }
+
+    @Override
+    public void crossEntropyForward(float[] losses, float[] probs, float[] logits, int[] targets, int N, int V) {
+        FastElementwise.crossEntropyForward(losses, probs, logits, targets, N, V);
+    }
+
+    @Override
+    public void crossEntropyBackward(float[] dlogits, float[] probs, int[] targets, float dloss, int N, int V) {
+        FastElementwise.crossEntropyBackward(dlogits, probs, targets, dloss, N, V);
+    }
+
+    @Override
+    public void adamwUpdate(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2,
+                            float eps, float weightDecay, float gradScale, float bc1, float bc2, int size) {
+        FastElementwise.adamwUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size);
+    }
+}

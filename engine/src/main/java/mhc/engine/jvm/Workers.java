@@ -1,0 +1,87 @@
+package mhc.engine.jvm;
+
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+
+/**
+ * A fixed pool that runs {@code tasks} independent tasks on {@code threads} threads (the caller
+ * is one of them). Which thread runs which task is left to chance; callers make every task
+ * write disjoint memory and compute it the same way wherever it runs, so results never depend
+ * on the thread count. One thread: a plain loop in the caller, no pool at all.
+ */
+public final class Workers implements AutoCloseable {
+    /** The single-threaded instance: what a model replica inside the data-parallel StepRunner uses. */
+    public static final Workers SINGLE = new Workers(1);
+
+    private final int threads;
+    private final ExecutorService pool;
+
+    public Workers(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
+        this.threads = threads;
+        this.pool = threads > 1 ? Executors.newFixedThreadPool(threads - 1, r -> {
+            Thread t = new Thread(r, "mhc-fast-worker");
+            t.setDaemon(true);
+            return t;
+        }) : null;
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /** Runs {@code body(0) .. body(tasks-1)}, each exactly once, and returns when all are done. */
+    public void run(int tasks, IntConsumer body) {
+        if (pool == null || tasks <= 1) {
+            for (int t = 0; t < tasks; t++) {
+                body.accept(t);
+            }
+            return;
+        }
+        AtomicInteger next = new AtomicInteger();
+        Runnable worker = () -> {
+            for (int t = next.getAndIncrement(); t < tasks; t = next.getAndIncrement()) {
+                body.accept(t);
+            }
+        };
+        int helpers = Math.min(threads, tasks) - 1;
+        Future<?>[] fs = new Future<?>[helpers];
+        for (int i = 0; i < helpers; i++) {
+            fs[i] = pool.submit(worker);
+        }
+        RuntimeException failure = null;
+        try {
+            worker.run();
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        for (Future<?> f : fs) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+            } catch (ExecutionException e) {
+                if (failure == null) {
+                    failure = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdownNow();
+        }
+    }
+}

@@ -1,0 +1,33 @@
+package mhc.jmh;
+
+import mhc.engine.jvm.FastOps;
+import mhc.engine.model.Ops;
+
+import java.util.Random;
+
+/** The implementations compared: {@code plain} (the reference kernels) and {@code fast} (the Vector API path). */
+final class Impl {
+    private Impl() {
+    }
+
+    static Ops ops(String impl, int threads) {
+        return switch (impl) {
+            case "plain" -> {
+                if (threads != 1) {
+                    throw new IllegalArgumentException("the plain kernels are single-threaded: use threads=1");
+                }
+                yield new Ops();
+            }
+            case "fast" -> new FastOps(threads);
+            default -> throw new IllegalArgumentException("impl: plain or fast, not " + impl);
+        };
+    }
+
+    static float[] gauss(Random rnd, int size) {
+        float[] a = new float[size];
+        for (int i = 0; i < size; i++) {
+            a[i] = (float) rnd.nextGaussian();
+        }
+        return a;
+    }
+}

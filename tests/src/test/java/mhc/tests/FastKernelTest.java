@@ -1,0 +1,357 @@
+package mhc.tests;
+
+import mhc.engine.jvm.FastOps;
+import mhc.engine.model.Ops;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+
+import static mhc.tests.KernelHarness.gaussF;
+import static mhc.tests.KernelHarness.uniformF;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Every kernel of the JVM fast path ({@link FastOps}) against the plain kernel it replaces
+ * ({@link Ops}), forward and backward, on odd shapes (1, 7, 33, 65, 130: not multiples of the
+ * vector length, the GEMM's 12 x 32 micro-tile or its 256-deep K blocks; attention also past its
+ * 32-query and 256-key blocks), with stacked-weight offsets and with the backward's += on
+ * non-zero gradients.
+ *
+ * <p>Tolerance: {@code |fast - plain| <= 1e-5 * max|plain| + 1e-5 |plain|} per output (the
+ * style of KernelPrecisionTest). Both compute the same float sums, in other orders or with
+ * fused multiply-adds and a float exp polynomial (about 1 ulp) where the plain kernels round a
+ * double exp, so the two differ by a few float roundings of the output's scale (measured: below
+ * 1e-6 of it); 1e-5 is a wide margin that still catches a missing term, a wrong index, an edge
+ * left unwritten (outputs start as NaN) or an overwrite where the kernel must add.
+ */
+class FastKernelTest {
+    static final double ATOL_OF_SCALE = 1e-5;
+    static final double RTOL = 1e-5;
+    static final int[] ODD = {1, 7, 33, 65, 130};
+
+    static void close(String what, float[] ref, float[] got) {
+        double scale = 0;
+        for (float v : ref) {
+            scale = Math.max(scale, Math.abs(v));
+        }
+        Check.close(what, ref, got, ATOL_OF_SCALE * Math.max(scale, 1e-30), RTOL);
+    }
+
+    static float[] nan(int size) {
+        float[] a = new float[size];
+        Arrays.fill(a, Float.NaN);
+        return a;
+    }
+
+    // ------------------------------------------------------------------ linear maps
+
+    record Mm(int N, int IN, int OUT) {
+        @Override
+        public String toString() {
+            return "N=" + N + ",IN=" + IN + ",OUT=" + OUT;
+        }
+    }
+
+    static Stream<Mm> matmulShapes() {
+        List<Mm> s = new ArrayList<>();
+        for (int n : ODD) {
+            for (int in : ODD) {
+                for (int out : ODD) {
+                    if ((n + in + out) % 3 == 0 || n == in && in == out) { // a spread of the 125 combinations
+                        s.add(new Mm(n, in, out));
+                    }
+                }
+            }
+        }
+        s.add(new Mm(256, 256, 688));   // the model's FFN
+        s.add(new Mm(256, 1024, 24));   // mHC's phi (n*C -> n*n+2n)
+        s.add(new Mm(300, 520, 97));    // two K blocks of 256 and a partial one
+        return s.stream();
+    }
+
+    @ParameterizedTest
+    @MethodSource("matmulShapes")
+    void matmulMatchesPlain(Mm s) {
+        Random rnd = new Random(s.N * 1000003L + s.IN * 1009L + s.OUT);
+        int wOff = 5 + s.IN * s.OUT; // a matrix inside a stacked tensor, others around it
+        float[] w = gaussF(rnd, wOff + s.IN * s.OUT + 11, 1);
+        float[] inp = gaussF(rnd, s.N * s.IN, 1);
+        float[] dout = gaussF(rnd, s.N * s.OUT, 1);
+        Ops plain = new Ops();
+        FastOps fast = new FastOps();
+
+        float[] ref = nan(s.N * s.OUT), got = nan(s.N * s.OUT);
+        plain.matmulForward(ref, inp, w, wOff, s.N, s.IN, s.OUT);
+        fast.matmulForward(got, inp, w, wOff, s.N, s.IN, s.OUT);
+        close("matmulForward " + s, ref, got);
+
+        float[] dinp0 = gaussF(rnd, s.N * s.IN, 1);
+        float[] dinpRef = dinp0.clone(), dinpGot = dinp0.clone();
+        plain.matmulBackwardInput(dinpRef, dout, w, wOff, s.N, s.IN, s.OUT);
+        fast.matmulBackwardInput(dinpGot, dout, w, wOff, s.N, s.IN, s.OUT);
+        close("matmulBackwardInput " + s, dinpRef, dinpGot);
+
+        float[] dw0 = gaussF(rnd, w.length, 1);
+        float[] dwRef = dw0.clone(), dwGot = dw0.clone();
+        plain.matmulBackwardWeight(dwRef, inp, dout, wOff, s.N, s.IN, s.OUT);
+        fast.matmulBackwardWeight(dwGot, inp, dout, wOff, s.N, s.IN, s.OUT);
+        close("matmulBackwardWeight " + s, dwRef, dwGot);
+        // the other matrices of the stacked tensor are untouched
+        for (int i = 0; i < w.length; i++) {
+            if (i < wOff || i >= wOff + s.IN * s.OUT) {
+                assertEquals(dw0[i], dwGot[i], "matmulBackwardWeight wrote outside its matrix at " + i);
+            }
+        }
+    }
+
+    /** Any thread count computes the same bits (each output element one FMA chain in a fixed order). */
+    @Test
+    void matmulIsIndependentOfThreadCount() {
+        Random rnd = new Random(7);
+        int N = 301, IN = 530, OUT = 389;
+        float[] w = gaussF(rnd, IN * OUT, 1), inp = gaussF(rnd, N * IN, 1), dout = gaussF(rnd, N * OUT, 1);
+        float[][] results = new float[3][];
+        for (int threads = 1; threads <= 3; threads++) {
+            FastOps fast = new FastOps(threads);
+            float[] out = new float[N * OUT], dinp = new float[N * IN], dw = new float[IN * OUT];
+            fast.matmulForward(out, inp, w, 0, N, IN, OUT);
+            fast.matmulBackwardInput(dinp, dout, w, 0, N, IN, OUT);
+            fast.matmulBackwardWeight(dw, inp, dout, 0, N, IN, OUT);
+            float[] all = new float[out.length + dinp.length + dw.length];
+            System.arraycopy(out, 0, all, 0, out.length);
+            System.arraycopy(dinp, 0, all, out.length, dinp.length);
+            System.arraycopy(dw, 0, all, out.length + dinp.length, dw.length);
+            results[threads - 1] = all;
+        }
+        assertArrayEquals(results[0], results[1], "1 vs 2 threads");
+        assertArrayEquals(results[0], results[2], "1 vs 3 threads");
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    record Att(int B, int T, int C, int H) {
+        @Override
+        public String toString() {
+            return "B=" + B + ",T=" + T + ",C=" + C + ",H=" + H + " (D=" + C / H + ")";
+        }
+    }
+
+    static Stream<Att> attentionShapes() {
+        return Stream.of(
+                new Att(1, 1, 4, 1), new Att(2, 7, 12, 3), new Att(1, 33, 20, 5), new Att(2, 65, 24, 2),
+                new Att(1, 130, 64, 2), new Att(1, 129, 36, 1), new Att(2, 64, 256, 4), new Att(1, 200, 96, 3),
+                // past one key block of 256: the online softmax rescales
+                new Att(1, 300, 32, 2), new Att(2, 520, 16, 1));
+    }
+
+    @ParameterizedTest
+    @MethodSource("attentionShapes")
+    void attentionMatchesPlain(Att s) {
+        int B = s.B, T = s.T, C = s.C, H = s.H, N = B * T;
+        Random rnd = new Random(31L * T + C);
+        float[] q = gaussF(rnd, N * C, 1), k = gaussF(rnd, N * C, 1), v = gaussF(rnd, N * C, 1);
+        for (int i = 0; i < q.length; i += 17) {
+            q[i] *= 6; // some peaked rows
+        }
+        float[] dout = gaussF(rnd, N * C, 1);
+        Ops plain = new Ops();
+        FastOps fast = new FastOps();
+        assertEquals(B * H * T, fast.attentionStateSize(B, T, H));
+
+        float[] ref = nan(N * C), got = nan(N * C);
+        float[] att = nan(plain.attentionStateSize(B, T, H)), lse = nan(fast.attentionStateSize(B, T, H));
+        plain.attentionForward(ref, att, q, k, v, B, T, C, H);
+        fast.attentionForward(got, lse, q, k, v, B, T, C, H);
+        close("attentionForward " + s, ref, got);
+
+        float[] dq0 = gaussF(rnd, N * C, 1), dk0 = gaussF(rnd, N * C, 1), dv0 = gaussF(rnd, N * C, 1);
+        float[] dqR = dq0.clone(), dkR = dk0.clone(), dvR = dv0.clone();
+        float[] dqG = dq0.clone(), dkG = dk0.clone(), dvG = dv0.clone();
+        plain.attentionBackward(dqR, dkR, dvR, dout, att, q, k, v, ref, B, T, C, H);
+        fast.attentionBackward(dqG, dkG, dvG, dout, lse, q, k, v, got, B, T, C, H);
+        close("attentionBackward dq " + s, dqR, dqG);
+        close("attentionBackward dk " + s, dkR, dkG);
+        close("attentionBackward dv " + s, dvR, dvG);
+    }
+
+    @Test
+    void attentionIsIndependentOfThreadCount() {
+        int B = 3, T = 77, C = 48, H = 3, N = B * T;
+        Random rnd = new Random(3);
+        float[] q = gaussF(rnd, N * C, 1), k = gaussF(rnd, N * C, 1), v = gaussF(rnd, N * C, 1), dout = gaussF(rnd, N * C, 1);
+        float[][] r = new float[2][];
+        for (int threads = 1; threads <= 2; threads++) {
+            FastOps fast = new FastOps(threads);
+            float[] out = new float[N * C], lse = new float[B * H * T];
+            float[] dq = new float[N * C], dk = new float[N * C], dv = new float[N * C];
+            fast.attentionForward(out, lse, q, k, v, B, T, C, H);
+            fast.attentionBackward(dq, dk, dv, dout, lse, q, k, v, out, B, T, C, H);
+            r[threads - 1] = concat(out, lse, dq, dk, dv);
+        }
+        assertArrayEquals(r[0], r[1]);
+    }
+
+    // ------------------------------------------------------------------ element- and row-wise
+
+    static Stream<int[]> rowShapes() {
+        List<int[]> s = new ArrayList<>();
+        for (int n : new int[]{1, 7, 33}) {
+            for (int c : ODD) {
+                s.add(new int[]{n, c});
+            }
+        }
+        s.add(new int[]{256, 256});
+        return s.stream();
+    }
+
+    @ParameterizedTest
+    @MethodSource("rowShapes")
+    void swigluMatchesPlain(int[] shape) {
+        int N = shape[0], F = shape[1];
+        Random rnd = new Random(N * 131L + F);
+        float[] h1 = gaussF(rnd, N * F, 3), h3 = gaussF(rnd, N * F, 1), dout = gaussF(rnd, N * F, 1);
+        if (h1.length > 2) {
+            h1[0] = 95f;   // exp(-z) underflows: sigmoid 1
+            h1[1] = -95f;  // exp(-z) past float range: sigmoid 0
+        }
+        Ops plain = new Ops();
+        FastOps fast = new FastOps();
+        float[] ref = nan(N * F), got = nan(N * F);
+        plain.swigluForward(ref, h1, h3, N, F);
+        fast.swigluForward(got, h1, h3, N, F);
+        close("swigluForward " + N + "x" + F, ref, got);
+        float[] d1 = gaussF(rnd, N * F, 1), d3 = gaussF(rnd, N * F, 1);
+        float[] d1R = d1.clone(), d3R = d3.clone(), d1G = d1.clone(), d3G = d3.clone();
+        plain.swigluBackward(d1R, d3R, dout, h1, h3, N, F);
+        fast.swigluBackward(d1G, d3G, dout, h1, h3, N, F);
+        close("swigluBackward dh1 " + N + "x" + F, d1R, d1G);
+        close("swigluBackward dh3 " + N + "x" + F, d3R, d3G);
+    }
+
+    @ParameterizedTest
+    @MethodSource("rowShapes")
+    void rmsnormMatchesPlain(int[] shape) {
+        int N = shape[0], C = shape[1];
+        Random rnd = new Random(N * 7919L + C);
+        float[] x = gaussF(rnd, N * C, 2), w = uniformF(rnd, C, 0.5, 1.5), dout = gaussF(rnd, N * C, 1);
+        Ops plain = new Ops();
+        FastOps fast = new FastOps();
+        for (boolean ones : new boolean[]{false, true}) { // HC's unweighted norm passes all-ones weights
+            float[] wt = ones ? filled(C, 1f) : w;
+            String tag = (ones ? " (ones) " : " ") + N + "x" + C;
+            float[] ref = nan(N * C), got = nan(N * C), rsR = nan(N), rsG = nan(N);
+            plain.rmsnormForward(ref, rsR, x, wt, N, C);
+            fast.rmsnormForward(got, rsG, x, wt, N, C);
+            close("rmsnormForward out" + tag, ref, got);
+            close("rmsnormForward rstd" + tag, rsR, rsG);
+            float[] dx0 = gaussF(rnd, N * C, 1);
+            float[] dxR = dx0.clone(), dxG = dx0.clone();
+            plain.rmsnormBackward(dxR, dout, x, wt, rsR, N, C);
+            fast.rmsnormBackward(dxG, dout, x, wt, rsR, N, C);
+            close("rmsnormBackward" + tag, dxR, dxG);
+            float[] dw0 = gaussF(rnd, C, 1);
+            float[] dwR = dw0.clone(), dwG = dw0.clone();
+            plain.rmsnormWeightBackward(dwR, dout, x, rsR, N, C);
+            fast.rmsnormWeightBackward(dwG, dout, x, rsR, N, C);
+            close("rmsnormWeightBackward" + tag, dwR, dwG);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("rowShapes")
+    void crossEntropyMatchesPlain(int[] shape) {
+        int N = shape[0], V = shape[1];
+        Random rnd = new Random(N * 104729L + V);
+        float[] logits = gaussF(rnd, N * V, 3);
+        for (int r = 0; r < N; r += 2) {
+            for (int v = 0; v < V; v++) {
+                logits[r * V + v] += 80f; // large offsets: only right with the max subtracted
+            }
+        }
+        int[] targets = new int[N];
+        for (int r = 0; r < N; r++) {
+            targets[r] = rnd.nextInt(V);
+        }
+        Ops plain = new Ops();
+        FastOps fast = new FastOps();
+        float[] lossR = nan(N), lossG = nan(N), pR = nan(N * V), pG = nan(N * V);
+        plain.crossEntropyForward(lossR, pR, logits, targets, N, V);
+        fast.crossEntropyForward(lossG, pG, logits, targets, N, V);
+        close("crossEntropyForward losses " + N + "x" + V, lossR, lossG);
+        close("crossEntropyForward probs " + N + "x" + V, pR, pG);
+        float[] d0 = gaussF(rnd, N * V, 1e-3);
+        float[] dR = d0.clone(), dG = d0.clone();
+        plain.crossEntropyBackward(dR, pR, targets, 1f / (N * 3), N, V);
+        fast.crossEntropyBackward(dG, pR, targets, 1f / (N * 3), N, V);
+        close("crossEntropyBackward " + N + "x" + V, dR, dG);
+    }
+
+    /** The fast AdamW uses the plain kernel's operations in its order: the same bits. */
+    @Test
+    void adamwIsBitIdenticalToPlain() {
+        for (int size : new int[]{1, 7, 33, 65, 130, 1000}) {
+            Random rnd = new Random(size);
+            float[] p = gaussF(rnd, size, 1), g = gaussF(rnd, size, 1), m = gaussF(rnd, size, 0.1);
+            float[] v = uniformF(rnd, size, 0, 0.01);
+            float[] pR = p.clone(), mR = m.clone(), vR = v.clone(), pG = p.clone(), mG = m.clone(), vG = v.clone();
+            for (int step = 1; step <= 3; step++) {
+                float bc1 = (float) (1 - Math.pow(0.9, step)), bc2 = (float) (1 - Math.pow(0.95, step));
+                new Ops().adamwUpdate(pR, g, mR, vR, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, bc1, bc2, size);
+                new FastOps().adamwUpdate(pG, g, mG, vG, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, bc1, bc2, size);
+            }
+            assertArrayEquals(pR, pG, "param, size " + size);
+            assertArrayEquals(mR, mG, "m, size " + size);
+            assertArrayEquals(vR, vG, "v, size " + size);
+        }
+    }
+
+    /** Vector lanes and scalar tails run the same formula: equal inputs give equal bits anywhere. */
+    @Test
+    void valueDoesNotDependOnPosition() {
+        int F = 37; // two vectors of 16 and a tail of 5 (AVX-512), or four of 8 and 5 (AVX2)
+        float[] h1 = new float[F], h3 = filled(F, 1.25f), out = new float[F];
+        for (float z : new float[]{-20.3f, -3.1f, -0.7f, 0f, 0.4f, 2.9f, 17.7f}) {
+            Arrays.fill(h1, z);
+            new FastOps().swigluForward(out, h1, h3, 1, F);
+            for (int i = 1; i < F; i++) {
+                assertEquals(Float.floatToIntBits(out[0]), Float.floatToIntBits(out[i]), "z=" + z + " at " + i);
+            }
+        }
+        float[] logits = new float[F];
+        Arrays.fill(logits, 0.3f);
+        float[] probs = new float[F], loss = new float[1];
+        new FastOps().crossEntropyForward(loss, probs, logits, new int[]{0}, 1, F);
+        for (int i = 1; i < F; i++) {
+            assertEquals(probs[0], probs[i], 0f, "probs at " + i);
+        }
+        assertTrue(Math.abs(loss[0] - Math.log(F)) < 1e-6, "uniform loss " + loss[0]);
+    }
+
+    static float[] filled(int n, float v) {
+        float[] a = new float[n];
+        Arrays.fill(a, v);
+        return a;
+    }
+
+    static float[] concat(float[]... parts) {
+        int n = 0;
+        for (float[] p : parts) {
+            n += p.length;
+        }
+        float[] all = new float[n];
+        int o = 0;
+        for (float[] p : parts) {
+            System.arraycopy(p, 0, all, o, p.length);
+            o += p.length;
+        }
+        return all;
+    }
+}

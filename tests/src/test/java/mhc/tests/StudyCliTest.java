@@ -1,0 +1,196 @@
+package mhc.tests;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code mhc study}: a tiny study end to end (JSON, report, PNG plots, Sinkhorn sweep) and its answers to bad input. */
+class StudyCliTest {
+    static final List<Integer> SWEEP = List.of(1, 3, 5, 10, 20, 40);
+    static final List<String> PLOTS = List.of("loss.png", "loss_gap.png", "grad_norm.png", "gain_by_sublayer.png",
+            "max_gain.png", "sinkhorn_sweep.png");
+
+    @TempDir
+    static Path dir;
+    static Path text;
+    static Path out;
+    static Cli.Result result;
+    static JsonObject study;
+
+    static String[] tiny(String... more) {
+        List<String> a = new java.util.ArrayList<>(List.of("study", "--width", "16", "--blocks", "2", "--heads", "2",
+                "--seq-len", "16", "--batch-size", "2", "--ffn-hidden", "24", "--steps", "6", "--warmup", "0", "--lr", "0.02",
+                "--gain-every", "2", "--eval-every", "3", "--eval-batches", "2", "--data", text.toString()));
+        a.addAll(List.of(more));
+        return a.toArray(new String[0]);
+    }
+
+    @BeforeAll
+    static void tinyStudy() throws IOException {
+        text = dir.resolve("text.txt");
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 300; i++) {
+            sb.append("Line ").append(i).append(": the council adopted the report on item ").append(i * 7 % 13).append(".\n");
+        }
+        Files.writeString(text, sb);
+        out = dir.resolve("study");
+        result = Cli.run(tiny("--connections", "residual,hc,mhc", "--sinkhorn-iters", "40,1,3,5,10,20", "--out", out.toString()));
+        assertEquals(0, result.code(), result.err());
+        study = JsonParser.parseString(Files.readString(out.resolve("study.json"))).getAsJsonObject();
+    }
+
+    @Test
+    void jsonHasEveryConnectionAndItsNumbers() {
+        JsonObject conns = study.getAsJsonObject("connections");
+        assertEquals(List.of("residual", "hc", "mhc"), List.copyOf(conns.keySet()));
+        for (String c : conns.keySet()) {
+            JsonObject r = conns.getAsJsonObject(c);
+            for (String key : List.of("final_loss", "final_val_loss", "max_composite_forward", "max_composite_backward")) {
+                assertTrue(r.has(key) && r.get(key).isJsonPrimitive(), c + " has a number under " + key);
+                assertTrue(Double.isFinite(r.get(key).getAsDouble()), c + "." + key);
+            }
+            JsonObject curves = r.getAsJsonObject("curves");
+            assertEquals(6, curves.getAsJsonArray("loss").size(), c + ": a loss per step");
+            assertEquals(6, curves.getAsJsonArray("grad_norm").size(), c + ": a gradient norm per step");
+            // gains at steps 1, 2, 4, 6; validation at 3 and 6
+            assertEquals(List.of(1, 2, 4, 6), steps(curves.getAsJsonArray("gains")), c);
+            assertEquals(List.of(3, 6), steps(curves.getAsJsonArray("val")), c);
+            JsonObject g = curves.getAsJsonArray("gains").get(0).getAsJsonObject();
+            assertEquals(4, g.getAsJsonArray("composite_backward").size(), c + ": one gain per sublayer");
+        }
+        assertTrue(study.get("hc_over_mhc_max_composite_forward").isJsonPrimitive());
+    }
+
+    @Test
+    void sameDataAndInitGiveTheSameFirstLoss() {
+        // Identical init seed and batches: at step 1 hc and mhc start as the residual model (identity mixing,
+        // one-hot pre), so the first losses agree closely (the hc/mhc maps differ only by tiny init terms).
+        JsonObject conns = study.getAsJsonObject("connections");
+        double r = firstLoss(conns, "residual"), h = firstLoss(conns, "hc"), m = firstLoss(conns, "mhc");
+        assertEquals(r, h, 0.05);
+        assertEquals(r, m, 0.05);
+    }
+
+    @Test
+    void residualGainsAreExactlyOneAndMhcForwardGainIsOne() {
+        JsonObject conns = study.getAsJsonObject("connections");
+        for (JsonElement e : conns.getAsJsonObject("residual").getAsJsonObject("curves").getAsJsonArray("gains")) {
+            JsonObject g = e.getAsJsonObject();
+            for (String k : List.of("forward", "backward", "composite_forward", "composite_backward")) {
+                for (JsonElement v : g.getAsJsonArray(k)) {
+                    assertEquals(1.0, v.getAsDouble(), 0.0, "residual " + k);
+                }
+            }
+        }
+        assertEquals(1.0, conns.getAsJsonObject("residual").get("max_composite_forward").getAsDouble(), 0.0);
+        assertEquals(1.0, conns.getAsJsonObject("residual").get("max_composite_backward").getAsDouble(), 0.0);
+        assertEquals(1.0, conns.getAsJsonObject("mhc").get("max_composite_forward").getAsDouble(), 1e-5);
+    }
+
+    @Test
+    void reportAndPlots() throws IOException {
+        String report = Files.readString(out.resolve("report.md"));
+        assertTrue(report.contains("| connection |") && report.contains("| residual |") && report.contains("| mhc |"), report);
+        assertTrue(report.contains("HC / mHC"), report);
+        assertTrue(report.contains("| sinkhorn_iters |"), report);
+        for (String png : PLOTS) {
+            Path p = out.resolve(png);
+            assertTrue(Files.exists(p), png);
+            byte[] b = Files.readAllBytes(p);
+            assertArrayEquals(new byte[]{(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, java.util.Arrays.copyOf(b, 8), png + " is a PNG");
+            assertTrue(b.length > 5_000, png + " holds a drawn chart (" + b.length + " bytes)");
+            assertTrue(report.contains("(" + png + ")"), "the report links " + png);
+        }
+        assertTrue(result.out().contains("study done"), result.out());
+    }
+
+    @Test
+    void sweepHasOneRowPerCountAndTheColumnErrorFalls() {
+        JsonObject sw = study.getAsJsonObject("sinkhorn_sweep");
+        assertEquals("evaluate", sw.get("mode").getAsString());
+        JsonArray rows = sw.getAsJsonArray("rows");
+        assertEquals(SWEEP.size(), rows.size());
+        double prev = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < rows.size(); i++) {
+            JsonObject r = rows.get(i).getAsJsonObject();
+            assertEquals(SWEEP.get(i), r.get("sinkhorn_iters").getAsInt(), "ascending counts");
+            double err = r.get("column_error").getAsDouble();
+            assertTrue(err <= prev + 1e-7, "column error " + err + " at " + SWEEP.get(i) + " iterations, after " + prev);
+            assertTrue(r.get("row_error").getAsDouble() < 1e-5, "rows are exact");
+            assertTrue(r.get("max_composite_backward").getAsDouble() >= 1 - 1e-5);
+            prev = err;
+        }
+        double first = rows.get(0).getAsJsonObject().get("column_error").getAsDouble();
+        double last = rows.get(rows.size() - 1).getAsJsonObject().get("column_error").getAsDouble();
+        assertTrue(last < first, "more iterations, smaller column error: " + first + " -> " + last);
+        String report;
+        try {
+            report = Files.readString(out.resolve("report.md"));
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+        for (int k : SWEEP) {
+            assertTrue(report.contains("\n| " + k + " | "), "a sweep row for " + k);
+        }
+    }
+
+    @Test
+    void twoConnectionsWithoutSweep() {
+        Path o = dir.resolve("two");
+        Cli.Result r = Cli.run(tiny("--connections", "hc,mhc", "--out", o.toString()));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.exists(o.resolve("max_gain.png")));
+        assertFalse(Files.exists(o.resolve("sinkhorn_sweep.png")));
+    }
+
+    @Test
+    void badInput() throws IOException {
+        assertBad(Cli.run(tiny("--connections", "residual,foo", "--out", dir.resolve("b1").toString())), "foo");
+        assertBad(Cli.run(tiny("--connections", "", "--out", dir.resolve("b2").toString())), "--connections");
+        assertBad(Cli.run(tiny("--connections", "hc,hc", "--out", dir.resolve("b3").toString())), "twice");
+        assertBad(Cli.run(tiny("--sinkhorn-iters", "1,x", "--out", dir.resolve("b4").toString())), "'x'");
+        assertBad(Cli.run(tiny("--sinkhorn-iters", "3,-1", "--out", dir.resolve("b5").toString())), "negative");
+        assertBad(Cli.run(tiny("--connections", "residual,hc", "--sinkhorn-iters", "1,3", "--out", dir.resolve("b6").toString())), "mhc");
+        assertBad(Cli.run(tiny("--connection", "hc", "--out", dir.resolve("b7").toString())), "--connections");
+        Path file = dir.resolve("a-file");
+        Files.writeString(file, "x");
+        assertBad(Cli.run(tiny("--out", file.toString())), "a-file");
+        assertBad(Cli.run(tiny("--out", file.resolve("sub").toString())), "--out");
+        assertBad(Cli.run(tiny("--steps", "0", "--out", dir.resolve("b8").toString())), "--steps");
+    }
+
+    static void assertBad(Cli.Result r, String says) {
+        assertEquals(2, r.code(), "exit code; stderr: " + r.err());
+        String all = r.err().strip();
+        assertFalse(all.contains("Exception") || all.contains("\tat "), "no stack trace: " + all);
+        String err = all.substring(all.lastIndexOf('\n') + 1);
+        assertTrue(err.startsWith("mhc study: "), "one line starting with 'mhc study:': " + all);
+        assertTrue(err.contains(says), "says '" + says + "': " + err);
+    }
+
+    private static double firstLoss(JsonObject conns, String c) {
+        return conns.getAsJsonObject(c).getAsJsonObject("curves").getAsJsonArray("loss").get(0).getAsDouble();
+    }
+
+    private static List<Integer> steps(JsonArray a) {
+        List<Integer> s = new java.util.ArrayList<>();
+        for (JsonElement e : a) {
+            s.add(e.getAsJsonObject().get("step").getAsInt());
+        }
+        return s;
+    }
+}
