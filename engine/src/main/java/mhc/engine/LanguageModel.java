@@ -58,7 +58,7 @@ public final class LanguageModel implements AutoCloseable {
         this.params = params;
         this.cfg = params.config();
         this.settings = settings;
-        this.optimizer = optimizer;
+        this.optimizer = optimizer.withOps(backend.newOps()); // AdamW on the same backend
         this.backend = backend;
         this.runner = new StepRunner(params, threads, backend);
     }

@@ -61,6 +61,8 @@ public final class MhcFused {
     /**
      * The whole mHC connection before a sublayer, one pass per token: rms, h = v · phi, the
      * coefficients, Sinkhorn (in place in hres) and the aggregate {@code u = sum_j Hpre[j] x[j]}.
+     * With {@code project = 0} the caller has already computed {@code h} (e.g. with a blocked
+     * GEMM, much faster on a CPU than this per-token loop) and the kernel reads it.
      */
     public static void mhcPreForward(float[] u,     // (N, C)
                                      float[] hpre,  // (N, n)
@@ -73,6 +75,7 @@ public final class MhcFused {
                                      float[] phi,   // (nC, M)
                                      float[] alpha, // (3)
                                      float[] bias,  // (M)
+                                     int project,   // 1: compute h here; 0: h is given
                                      int N, int n, int C, int iters) {
         int M = n * n + 2 * n;
         int K = n * C;
@@ -105,10 +108,10 @@ public final class MhcFused {
             float rr = (float) Math.sqrt(ss / K + Mhc.EPS);
             rms[r] = rr;
             // h = v · phi: inputs outer, the M outputs inner (contiguous in h and phi)
-            for (int m = 0; m < M; m++) {
+            for (int m = 0; m < M && project != 0; m++) {
                 h[ho + m] = 0f;
             }
-            int kk = 0;
+            int kk = project != 0 ? 0 : K;
             for (; kk + 3 < K; kk += 4) {
                 float x0 = x[xo + kk];
                 float x1 = x[xo + kk + 1];
@@ -182,7 +185,9 @@ public final class MhcFused {
     /**
      * The per-token part of the backward of {@link #mhcPreForward}: adds into {@code dx} every
      * path (aggregate, projection, rms), and writes the per-token logit gradients {@code workDz}
-     * and projection gradients {@code workDh} that the parameter kernels sum over tokens.
+     * and projection gradients {@code workDh} that the parameter kernels sum over tokens. With
+     * {@code project = 0} the projection's part {@code dx += dh · phi^T} is left to the caller
+     * (a GEMM of workDh with phi).
      * The Sinkhorn steps are recomputed from zres in the token's slice of {@code workSk}.
      */
     public static void mhcPreBackwardTokens(float[] dx,     // (N, n, C)
@@ -200,6 +205,7 @@ public final class MhcFused {
                                             float[] zres,   // (N, n, n)
                                             float[] phiT,   // (M, nC) phi transposed
                                             float[] alpha,  // (3)
+                                            int project,    // 1: add dh · phi^T here; 0: the caller does
                                             int N, int n, int C, int iters) {
         int M = n * n + 2 * n;
         int K = n * C;
@@ -332,7 +338,7 @@ public final class MhcFused {
                     dx[xj + c] += wj * du[uo + c] + gr * x[xj + c];
                 }
             }
-            int m = 0;
+            int m = project != 0 ? 0 : M;
             for (; m + 3 < M; m += 4) {
                 float g0 = workDh[ho + m];
                 float g1 = workDh[ho + m + 1];
@@ -401,6 +407,36 @@ public final class MhcFused {
             for (int k = k0; k < k1; k++) {
                 for (int m = 0; m < M; m++) {
                     dphi[k * M + m] += workPhiT[m * K + k];
+                }
+            }
+        }
+    }
+
+    /**
+     * {@link Streams#mixForward} with the loops of a token reordered so that the inner loops run
+     * over C (vectorizable): {@code xout[i] = hpost[i] y + sum_j hres[i][j] x[j]}, each stream a
+     * contiguous row written once per term instead of strided reads across the n streams.
+     */
+    public static void mixForward(float[] xout,  // (N, n, C)
+                                  float[] x,     // (N, n, C)
+                                  float[] hres,  // (N, n, n)
+                                  float[] hpost, // (N, n)
+                                  float[] y,     // (N, C)
+                                  int N, int n, int C) {
+        for (@Parallel int r = 0; r < N; r++) {
+            int yo = r * C;
+            for (int i = 0; i < n; i++) {
+                int oo = (r * n + i) * C;
+                float hp = hpost[r * n + i];
+                for (int c = 0; c < C; c++) {
+                    xout[oo + c] = hp * y[yo + c];
+                }
+                for (int j = 0; j < n; j++) {
+                    float hij = hres[(r * n + i) * n + j];
+                    int xo = (r * n + j) * C;
+                    for (int c = 0; c < C; c++) {
+                        xout[oo + c] += hij * x[xo + c];
+                    }
                 }
             }
         }

@@ -226,7 +226,7 @@ class FusedKernelTest {
     static void mhcForwardD(double[] u, double[] hpre, double[] hpost, double[] hres, double[] zres, double[] rms,
                             double[] h, double[] x, double[] phi, double[] alpha, double[] bias,
                             int N, int n, int C, int iters) {
-        mhc.kernels.f64.MhcFused.mhcPreForward(u, hpre, hpost, hres, zres, rms, h, x, phi, alpha, bias, N, n, C, iters);
+        mhc.kernels.f64.MhcFused.mhcPreForward(u, hpre, hpost, hres, zres, rms, h, x, phi, alpha, bias, 1, N, n, C, iters);
     }
 
     /** The double twin of {@code FusedOps.mhcPreBackward} (scratch starts as NaN: it must be overwritten before use). */
@@ -239,7 +239,7 @@ class FusedKernelTest {
         double[] workDz = nanD(N * M), workDh = nanD(N * M);
         double[] workSk = nanD(mhc.kernels.f64.MhcFused.sinkhornWorkSize(N, n, iters));
         mhc.kernels.f64.MhcFused.mhcPreBackwardTokens(dx, workDz, workDh, workSk, du, dhpost, dhres, x, hpre, hpost, rms,
-                h, zres, phiT, alpha, N, n, C, iters);
+                h, zres, phiT, alpha, 1, N, n, C, iters);
         mhc.kernels.f64.MhcFused.mhcPhiBackward(dphi, nanD(K * M), x, workDh, N, K, M);
         mhc.kernels.f64.Mhc.mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
@@ -408,5 +408,23 @@ class FusedKernelTest {
         sameD("mixBackward dy" + t, dyPD, dyFD);
         sameD("mixBackward dhres" + t, dhresPD, dhresFD);
         sameD("mixBackward dhpost" + t, dhpostPD, dhpostFD);
+    }
+
+    /** FusedOps' mixForward ({@code MhcFused}) against the plain {@code Streams} one, float and double. */
+    @ParameterizedTest(name = "n={0} C={1} N={2}")
+    @MethodSource("streamShapes")
+    void mixForward(int n, int C, int N) {
+        Random rnd = new Random(9500L + 1000L * n + 100L * C + N);
+        float[] x = gaussF(rnd, N * n * C, 1), y = gaussF(rnd, N * C, 1), hres = gaussF(rnd, N * n * n, 1),
+                hpost = gaussF(rnd, N * n, 1);
+        String t = " [n=" + n + ",C=" + C + ",N=" + N + "]";
+        float[] outP = nanF(N * n * C), outF = nanF(N * n * C);
+        new Ops().mixForward(outP, x, hres, hpost, y, N, n, C);
+        new FusedOps().mixForward(outF, x, hres, hpost, y, N, n, C);
+        same("mixForward" + t, outP, outF);
+        double[] outPD = nanD(N * n * C), outFD = nanD(N * n * C);
+        mhc.kernels.f64.Streams.mixForward(outPD, d(x), d(hres), d(hpost), d(y), N, n, C);
+        mhc.kernels.f64.MhcFused.mixForward(outFD, d(x), d(hres), d(hpost), d(y), N, n, C);
+        sameD("mixForward" + t, outPD, outFD);
     }
 }

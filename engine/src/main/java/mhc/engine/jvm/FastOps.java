@@ -1,5 +1,6 @@
 package mhc.engine.jvm;
 
+import mhc.kernels.MhcFused;
 import mhc.kernels.RmsNorm;
 
 /**
@@ -12,7 +13,9 @@ import mhc.kernels.RmsNorm;
  *   <li>attention: {@link FastAttention}, tiled with an online softmax; its state is the per-row
  *       log-sum-exp (B*H*T floats), not the probabilities;
  *   <li>SwiGLU, RMSNorm (also HC's unweighted one, which calls it with all-ones weights),
- *       cross-entropy and AdamW: {@link FastElementwise}.
+ *       cross-entropy and AdamW: {@link FastElementwise};
+ *   <li>the mHC projection {@code h = v · phi} and its gradients, taken out of the fused kernel
+ *       onto the GEMM.
  * </ul>
  *
  * <p>Results are deterministic and independent of the thread count. By default an instance runs
@@ -123,5 +126,36 @@ public class FastOps extends FusedOps {
     public void adamwUpdate(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2,
                             float eps, float weightDecay, float gradScale, float bc1, float bc2, int size) {
         FastElementwise.adamwUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size);
+    }
+
+    // The mHC connection: the fused per-token kernel for the coefficients, Sinkhorn and the
+    // aggregate, but the projection h = v · phi and its two gradient products on the blocked GEMM
+    // above (its N x nC x (n*n+2n) products are the bulk of the connection's arithmetic, and a
+    // per-token loop over 24 outputs vectorizes poorly).
+
+    @Override
+    public void mhcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] rms, float[] h,
+                              float[] zres, float[] x, float[] phi, float[] alpha, float[] bias,
+                              int N, int n, int C, int iters) {
+        matmulForward(h, x, phi, 0, N, n * C, n * n + 2 * n);
+        MhcFused.mhcPreForward(u, hpre, hpost, hres, zres, rms, h, x, phi, alpha, bias, 0, N, n, C, iters);
+    }
+
+    @Override
+    public void mhcPreBackward(float[] dx, float[] dphi, float[] dalpha, float[] dbias, float[] du,
+                               float[] dhpost, float[] dhres, float[] x, float[] hpre, float[] hpost,
+                               float[] rms, float[] h, float[] zres, float[] phi, float[] alpha,
+                               int N, int n, int C, int iters) {
+        int M = n * n + 2 * n;
+        int K = n * C;
+        float[] workDz = scratch("fast.mhcWorkDz", N * M);
+        float[] workDh = scratch("fast.mhcWorkDh", N * M);
+        float[] workSk = scratch("fast.sinkhornWork", MhcFused.sinkhornWorkSize(N, n, iters));
+        // project = 0: phiT is not read, the GEMMs below take the projection's part
+        MhcFused.mhcPreBackwardTokens(dx, workDz, workDh, workSk, du, dhpost, dhres, x, hpre, hpost, rms, h, zres,
+                phi, alpha, 0, N, n, C, iters);
+        matmulBackwardInput(dx, workDh, phi, 0, N, K, M);
+        matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
+        mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
 }

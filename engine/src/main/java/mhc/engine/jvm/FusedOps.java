@@ -30,7 +30,7 @@ public class FusedOps extends Ops {
     public void mhcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] rms, float[] h,
                               float[] zres, float[] x, float[] phi, float[] alpha, float[] bias,
                               int N, int n, int C, int iters) {
-        MhcFused.mhcPreForward(u, hpre, hpost, hres, zres, rms, h, x, phi, alpha, bias, N, n, C, iters);
+        MhcFused.mhcPreForward(u, hpre, hpost, hres, zres, rms, h, x, phi, alpha, bias, 1, N, n, C, iters);
     }
 
     @Override
@@ -46,7 +46,7 @@ public class FusedOps extends Ops {
         float[] workDh = scratch("fused.workDh", N * M);
         float[] workSk = scratch("fused.sinkhornWork", MhcFused.sinkhornWorkSize(N, n, iters));
         MhcFused.mhcPreBackwardTokens(dx, workDz, workDh, workSk, du, dhpost, dhres, x, hpre, hpost, rms, h, zres,
-                phiT, alpha, N, n, C, iters);
+                phiT, alpha, 1, N, n, C, iters);
         MhcFused.mhcPhiBackward(dphi, scratch("fused.workPhi", K * M), x, workDh, N, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
@@ -80,6 +80,12 @@ public class FusedOps extends Ops {
         HcFused.hcWeightsBackward(dwPre, dwPost, dwRes, scratch("fused.hcWorkW", (2 + n) * C), gp, gq, gr, x, xrstd,
                 N, n, C);
         hcCoeffBackwardStatic(dpre, dpost, dres, dscale, dhpre, dhpost, dhres, tpre, tpost, tres, N, n);
+    }
+
+    /** The plain kernel with each token's loops reordered (see {@link MhcFused#mixForward}). */
+    @Override
+    public void mixForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int N, int n, int C) {
+        MhcFused.mixForward(xout, x, hres, hpost, y, N, n, C);
     }
 
     /** The plain kernel with each token's loops reordered (see {@link MhcFused#mixBackwardStreams}). */
