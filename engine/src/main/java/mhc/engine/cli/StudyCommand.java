@@ -76,33 +76,9 @@ final class StudyCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores); results do not depend on it.")
     Integer threads;
 
-    // model overrides (as in 'mhc train', without --connection and --sinkhorn-iters)
-    @Option(names = "--ffn", paramLabel = "KIND", description = "dense or moe.")
-    String ffn;
-    @Option(names = "--width", paramLabel = "C", description = "Model width.")
-    Integer width;
-    @Option(names = "--blocks", paramLabel = "L", description = "Transformer blocks (2L sublayers).")
-    Integer blocks;
-    @Option(names = "--heads", paramLabel = "H", description = "Attention heads.")
-    Integer heads;
-    @Option(names = "--streams", paramLabel = "n", description = "Residual streams of hc/mhc.")
-    Integer streams;
-    @Option(names = "--ffn-hidden", paramLabel = "F", description = "Hidden width of the dense FFN.")
-    Integer ffnHidden;
-    @Option(names = "--experts", paramLabel = "E", description = "Routed experts (moe).")
-    Integer experts;
-    @Option(names = "--experts-active", paramLabel = "K", description = "Experts per token (moe).")
-    Integer expertsActive;
-    @Option(names = "--shared-experts", paramLabel = "S", description = "Shared experts (moe).")
-    Integer sharedExperts;
-    @Option(names = "--expert-hidden", paramLabel = "F", description = "Hidden width of each expert (moe).")
-    Integer expertHidden;
-    @Option(names = "--seq-len", paramLabel = "T", description = "Tokens per training sequence.")
-    Integer seqLen;
-    @Option(names = "--batch-size", paramLabel = "B", description = "Sequences per training batch.")
-    Integer batchSize;
-    @Option(names = "--router-gamma", paramLabel = "X", description = "Step of the MoE router-bias update (default 0.001).")
-    Double routerGamma;
+    // model overrides as in 'mhc train', but --connection and --sinkhorn-iters (the study varies both)
+    @Mixin
+    ShapeOptions shape;
     @Option(names = "--connection", paramLabel = "KIND", hidden = true)
     String connection;
 
@@ -165,28 +141,9 @@ final class StudyCommand implements Callable<Integer> {
         } else {
             base = StudySettings.defaultConfig();
         }
-        Map<String, Object> o = new LinkedHashMap<>();
-        put(o, "ffn", ffn);
-        put(o, "width", width);
-        put(o, "blocks", blocks);
-        put(o, "heads", heads);
-        put(o, "streams", streams);
-        put(o, "ffn_hidden", ffnHidden);
-        put(o, "experts", experts);
-        put(o, "experts_active", expertsActive);
-        put(o, "shared_experts", sharedExperts);
-        put(o, "expert_hidden", expertHidden);
-        put(o, "seq_len", seqLen);
-        put(o, "batch_size", batchSize);
-        put(o, "router_gamma", routerGamma);
+        Map<String, Object> o = new LinkedHashMap<>(shape.overrides());
         o.put("connection", "mhc"); // a placeholder: each run sets its own
         return base.withAll(o);
-    }
-
-    private static void put(Map<String, Object> m, String key, Object v) {
-        if (v != null) {
-            m.put(key, v);
-        }
     }
 
     /** Progress on stderr: a header per trained model, then the train command's progress lines or bar. */
