@@ -9,6 +9,7 @@ import mhc.engine.ParamSpec;
 import mhc.engine.io.Safetensors;
 import mhc.engine.model.Gains;
 import mhc.engine.model.Model;
+import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -37,10 +38,15 @@ class FixtureTest {
     @ParameterizedTest
     @ValueSource(strings = {"residual-dense", "hc-dense", "mhc-moe"})
     void gradientsMatchReference(String name) {
+        assertGradientsMatchReference(name, new Ops());
+    }
+
+    /** The acceptance check of one fixture case with the model's operations on {@code ops}. */
+    static void assertGradientsMatchReference(String name, Ops ops) {
         Params params = Checkpoint.load(Fixtures.file(name, "model.safetensors"));
         Batch batch = Batch.load(Fixtures.file(name, "tokens.safetensors"));
         Safetensors.Contents ref = Safetensors.read(Fixtures.file(name, "grads.safetensors"));
-        Model model = new Model(params);
+        Model model = new Model(params, ops);
         double loss = model.forward(batch.tokens(), batch.rows(), batch.length());
         model.backward();
         float refLoss = ref.f32("loss", 1)[0];
