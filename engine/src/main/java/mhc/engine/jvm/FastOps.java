@@ -1,6 +1,5 @@
 package mhc.engine.jvm;
 
-import mhc.kernels.MhcFused;
 import mhc.kernels.RmsNorm;
 
 /**
@@ -128,17 +127,18 @@ public class FastOps extends FusedOps {
         FastElementwise.adamwUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size);
     }
 
-    // The mHC connection: the fused per-token kernel for the coefficients, Sinkhorn and the
-    // aggregate, but the projection h = v · phi and its two gradient products on the blocked GEMM
-    // above (its N x nC x (n*n+2n) products are the bulk of the connection's arithmetic, and a
-    // per-token loop over 24 outputs vectorizes poorly).
+    // The mHC connection: the projection h = v · phi and its two gradient products on the blocked
+    // GEMM above (its N x nC x (n*n+2n) products are the bulk of the connection's arithmetic),
+    // everything else per token in FastMhc (vectorized along C, and across tokens for the
+    // coefficients and Sinkhorn-Knopp).
 
     @Override
     public void mhcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] rms, float[] h,
                               float[] zres, float[] x, float[] phi, float[] alpha, float[] bias,
                               int N, int n, int C, int iters) {
         matmulForward(h, x, phi, 0, N, n * C, n * n + 2 * n);
-        MhcFused.mhcPreForward(u, hpre, hpost, hres, zres, rms, h, x, phi, alpha, bias, 0, N, n, C, iters);
+        FastMhc.preForward(u, hpre, hpost, hres, zres, rms, h, x, alpha, bias,
+                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), N, n, C, iters);
     }
 
     @Override
@@ -150,12 +150,31 @@ public class FastOps extends FusedOps {
         int K = n * C;
         float[] workDz = scratch("fast.mhcWorkDz", N * M);
         float[] workDh = scratch("fast.mhcWorkDh", N * M);
-        float[] workSk = scratch("fast.sinkhornWork", MhcFused.sinkhornWorkSize(N, n, iters));
-        // project = 0: phiT is not read, the GEMMs below take the projection's part
-        MhcFused.mhcPreBackwardTokens(dx, workDz, workDh, workSk, du, dhpost, dhres, x, hpre, hpost, rms, h, zres,
-                phi, alpha, 0, N, n, C, iters);
+        FastMhc.preBackward(dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha,
+                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), N, n, C, iters);
         matmulBackwardInput(dx, workDh, phi, 0, N, K, M);
         matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
+    }
+
+    // ------------------------------------------------------------------ the mix after each sublayer
+
+    @Override
+    public void mixForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int N, int n, int C) {
+        FastMhc.mixForward(xout, x, hres, hpost, y, N, n, C);
+    }
+
+    /** Streams and coefficients in one pass per token (see {@link FastMhc#mixBackward}). */
+    @Override
+    public void mixBackward(float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
+                            float[] hres, float[] hpost, float[] y, boolean coeffs, int N, int n, int C) {
+        FastMhc.mixBackward(dx, dy, dhres, dhpost, dxout, x, hres, hpost, y, coeffs,
+                scratch("fast.lanes", VectorMath.VL), N, n, C);
+    }
+
+    @Override
+    public void mixBackwardStreams(float[] dx, float[] dy, float[] dxout, float[] hres, float[] hpost, int N, int n, int C) {
+        FastMhc.mixBackward(dx, dy, null, null, dxout, null, hres, hpost, null, false,
+                scratch("fast.lanes", VectorMath.VL), N, n, C);
     }
 }

@@ -244,11 +244,8 @@ public final class Model {
             float[] dy = zeros("dy", N * C);
             float[] dhres = zeros("dhres", N * nn);
             float[] dhpost = zeros("dhpost", N * n);
-            ops.mixBackwardStreams(dxPrev, dy, dx, s.hres, s.hpost, N, n, C);
             boolean dynamic = !cfg.connection().equals("residual");
-            if (dynamic) {
-                ops.mixBackwardCoeffs(dhres, dhpost, dx, x, s.y, N, n, C);
-            }
+            ops.mixBackward(dxPrev, dy, dhres, dhpost, dx, x, s.hres, s.hpost, s.y, dynamic, N, n, C);
             float[] da = zeros("da", N * C);
             if (l % 2 == 0) {
                 attentionBackward(s, p, dy, da);

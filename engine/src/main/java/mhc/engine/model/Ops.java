@@ -154,6 +154,27 @@ public class Ops {
         rmsnormBackward(dx, dxbar, x, ones(C), xrstd, N * n, C);
     }
 
+    /**
+     * The backward of the mix after a sublayer ({@link #mixForward}): adds into the streams'
+     * gradient {@code dx} and the sublayer output's {@code dy}, and, for the dynamic connections
+     * ({@code coeffs}), into the coefficient gradients {@code dhres} and {@code dhpost}.
+     */
+    public void mixBackward(float[] dx,     // (N, n, C)
+                            float[] dy,     // (N, C)
+                            float[] dhres,  // (N, n, n), only with coeffs
+                            float[] dhpost, // (N, n), only with coeffs
+                            float[] dxout,  // (N, n, C) gradient of the mix's output
+                            float[] x,      // (N, n, C)
+                            float[] hres,   // (N, n, n)
+                            float[] hpost,  // (N, n)
+                            float[] y,      // (N, C)
+                            boolean coeffs, int N, int n, int C) {
+        mixBackwardStreams(dx, dy, dxout, hres, hpost, N, n, C);
+        if (coeffs) {
+            mixBackwardCoeffs(dhres, dhpost, dxout, x, y, N, n, C);
+        }
+    }
+
     // ------------------------------------------------------------------ attention
 
     /**

@@ -1,0 +1,462 @@
+package mhc.engine.jvm;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import mhc.kernels.Mhc;
+import mhc.kernels.MhcFused;
+import mhc.kernels.Streams;
+
+import static mhc.engine.jvm.VectorMath.exp;
+
+/**
+ * The mHC connection's per-token work on the Vector API: the same math as {@link MhcFused}'s
+ * per-token kernels and the {@link Streams} mixes, laid out for SIMD.
+ *
+ * <p>Two layouts, one per kind of work:
+ * <ul>
+ *   <li>Work over a token's n*C stream entries (the RMS, the aggregate {@code u = sum_j Hpre[j] x[j]},
+ *       the dot products of the backward, the mixes) is vectorized along C.</li>
+ *   <li>Work over the n*n+2n coefficients (the sigmoids, the 20 Sinkhorn-Knopp iterations and
+ *       their exact backward) is tiny per token and full of short row and column sums, so it is
+ *       vectorized across tokens instead: a group of VL tokens is transposed into
+ *       structure-of-arrays form (entry e of all VL tokens in one vector) and every step of
+ *       the plain per-token code runs once per group, lane-wise. Each lane then performs the
+ *       plain kernel's operations in the plain kernel's order (sums from 0 in index order,
+ *       division, not multiplication by a reciprocal), so Sinkhorn-Knopp's result differs from
+ *       {@link MhcFused}'s only through exp (the {@link VectorMath} polynomial, about 1 ulp).
+ *       A last partial group fills its unused lanes with zero logits and never writes them back.</li>
+ * </ul>
+ * Tokens are processed in groups of VL for both: a group's VL*n*C stream entries (64 KB at
+ * n=4, C=256 and 16 lanes) stay in the L2 cache between the RMS and the aggregate, so the
+ * stream is read from memory once per pass.
+ *
+ * <p>As in {@link MhcFused}, the backward recomputes the Sinkhorn-Knopp intermediates
+ * (2*iters n x n states per token, into a per-group scratch of 2*iters*n*n*VL floats) instead
+ * of keeping them; the forward keeps zres for it.
+ *
+ * <p>Scalar tails (the last C % VL entries of a row) use {@link Math#fma} where the vector code
+ * uses fma, so a value does not depend on its position in the row.
+ */
+final class FastMhc {
+    private static final VectorSpecies<Float> SP = VectorMath.SP;
+    private static final int VL = VectorMath.VL;
+
+    private FastMhc() {
+    }
+
+    /** Floats of the scratch that {@link #preForward} and {@link #preBackward} take. */
+    static int workSize(int n, int iters) {
+        int nn = n * n;
+        int M = nn + 2 * n;
+        // z / coefficients (M), the Sinkhorn states (2*iters+1 of nn), the gradient (nn), per lane,
+        // plus one VL-float row each for the per-lane max, 1/rms, and a lane-sum buffer
+        return (M + (2 * iters + 2) * nn + 3) * VL;
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    /**
+     * {@link MhcFused#mhcPreForward} with {@code project = 0}: {@code h = v · phi} is given
+     * (the caller's GEMM); writes rms, the coefficients, zres, Hres and u.
+     */
+    static void preForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] zres, float[] rms,
+                           float[] h, float[] x, float[] alpha, float[] bias, float[] work,
+                           int N, int n, int C, int iters) {
+        int nn = n * n;
+        int M = nn + 2 * n;
+        int K = n * C;
+        int zOff = 0;                  // (M, VL): logits, then coefficients
+        int sOff = M * VL;             // Sinkhorn state (nn, VL), in place
+        int maxOff = work.length - 3 * VL;
+        int tmpOff = maxOff + 2 * VL;
+        for (int r0 = 0; r0 < N; r0 += VL) {
+            int G = Math.min(VL, N - r0);
+            // rms per token, and the logits transposed into (entry, lane)
+            for (int l = 0; l < VL; l++) {
+                if (l >= G) {
+                    for (int m = 0; m < M; m++) {
+                        work[zOff + m * VL + l] = 0f;
+                    }
+                    work[maxOff + l] = 0f;
+                    continue;
+                }
+                int r = r0 + l;
+                float ss = sumSquares(x, r * K, K, work, tmpOff);
+                float rr = (float) Math.sqrt(ss / K + Mhc.EPS);
+                rms[r] = rr;
+                float inv = 1f / rr;
+                int ho = r * M;
+                for (int j = 0; j < n; j++) {
+                    work[zOff + j * VL + l] = alpha[0] * h[ho + j] * inv + bias[j];
+                    work[zOff + (n + j) * VL + l] = alpha[1] * h[ho + n + j] * inv + bias[n + j];
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int e = 0; e < nn; e++) {
+                    float z = alpha[2] * h[ho + 2 * n + e] * inv + bias[2 * n + e];
+                    zres[r * nn + e] = z;
+                    work[zOff + (2 * n + e) * VL + l] = z;
+                    max = Math.max(max, z);
+                }
+                work[maxOff + l] = max;
+            }
+            // sigmoids, exp and Sinkhorn-Knopp, lane-wise
+            FloatVector one = FloatVector.broadcast(SP, 1f);
+            for (int m = 0; m < 2 * n; m++) {
+                FloatVector z = FloatVector.fromArray(SP, work, zOff + m * VL);
+                FloatVector s = one.div(exp(z.neg()).add(1f));
+                (m < n ? s : s.mul(2f)).intoArray(work, zOff + m * VL);
+            }
+            FloatVector max = FloatVector.fromArray(SP, work, maxOff);
+            for (int e = 0; e < nn; e++) {
+                exp(FloatVector.fromArray(SP, work, zOff + (2 * n + e) * VL).sub(max)).intoArray(work, sOff + e * VL);
+            }
+            for (int it = 0; it < iters; it++) {
+                normalizeColumns(work, sOff, sOff, n);
+                normalizeRows(work, sOff, sOff, n);
+            }
+            // back to per-token layout
+            for (int l = 0; l < G; l++) {
+                int r = r0 + l;
+                for (int j = 0; j < n; j++) {
+                    hpre[r * n + j] = work[zOff + j * VL + l];
+                    hpost[r * n + j] = work[zOff + (n + j) * VL + l];
+                }
+                for (int e = 0; e < nn; e++) {
+                    hres[r * nn + e] = work[sOff + e * VL + l];
+                }
+            }
+            // u = sum_j Hpre[j] x[j], the group's streams still in cache
+            for (int l = 0; l < G; l++) {
+                int r = r0 + l;
+                aggregate(u, r * C, x, r * K, hpre, r * n, n, C);
+            }
+        }
+    }
+
+    /** {@code sum x[o..o+K)^2}: VL partial sums, added in lane order. */
+    private static float sumSquares(float[] x, int o, int K, float[] work, int tmpOff) {
+        FloatVector acc = FloatVector.zero(SP);
+        int k = 0;
+        for (int bound = SP.loopBound(K); k < bound; k += VL) {
+            FloatVector v = FloatVector.fromArray(SP, x, o + k);
+            acc = v.fma(v, acc);
+        }
+        float s = sumLanes(acc, work, tmpOff);
+        for (; k < K; k++) {
+            s = Math.fma(x[o + k], x[o + k], s);
+        }
+        return s;
+    }
+
+    /** {@code a · b} over {@code len} entries: VL partial sums, added in lane order. */
+    private static float dot(float[] a, int ao, float[] b, int bo, int len, float[] work, int tmpOff) {
+        FloatVector acc = FloatVector.zero(SP);
+        int c = 0;
+        for (int bound = SP.loopBound(len); c < bound; c += VL) {
+            acc = FloatVector.fromArray(SP, a, ao + c).fma(FloatVector.fromArray(SP, b, bo + c), acc);
+        }
+        float s = sumLanes(acc, work, tmpOff);
+        for (; c < len; c++) {
+            s = Math.fma(a[ao + c], b[bo + c], s);
+        }
+        return s;
+    }
+
+    private static float sumLanes(FloatVector v, float[] work, int tmpOff) {
+        v.intoArray(work, tmpOff);
+        float s = 0f;
+        for (int i = 0; i < VL; i++) {
+            s += work[tmpOff + i];
+        }
+        return s;
+    }
+
+    /** {@code u[uo..uo+C) = sum_j w[wo+j] x[xo + j*C ..]}, overwriting u. */
+    private static void aggregate(float[] u, int uo, float[] x, int xo, float[] w, int wo, int n, int C) {
+        int c = 0;
+        for (int bound = SP.loopBound(C); c < bound; c += VL) {
+            FloatVector acc = FloatVector.fromArray(SP, x, xo + c).mul(w[wo]);
+            for (int j = 1; j < n; j++) {
+                acc = FloatVector.fromArray(SP, x, xo + j * C + c).fma(FloatVector.broadcast(SP, w[wo + j]), acc);
+            }
+            acc.intoArray(u, uo + c);
+        }
+        for (; c < C; c++) {
+            float acc = x[xo + c] * w[wo];
+            for (int j = 1; j < n; j++) {
+                acc = Math.fma(x[xo + j * C + c], w[wo + j], acc);
+            }
+            u[uo + c] = acc;
+        }
+    }
+
+    /** One column step of Sinkhorn-Knopp on a group: {@code dst[i][j] = src[i][j] / sum_i src[i][j]}. */
+    private static void normalizeColumns(float[] w, int src, int dst, int n) {
+        for (int j = 0; j < n; j++) {
+            FloatVector s = FloatVector.zero(SP);
+            for (int i = 0; i < n; i++) {
+                s = s.add(FloatVector.fromArray(SP, w, src + (i * n + j) * VL));
+            }
+            for (int i = 0; i < n; i++) {
+                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).div(s).intoArray(w, dst + (i * n + j) * VL);
+            }
+        }
+    }
+
+    /** One row step of Sinkhorn-Knopp on a group: {@code dst[i][j] = src[i][j] / sum_j src[i][j]}. */
+    private static void normalizeRows(float[] w, int src, int dst, int n) {
+        for (int i = 0; i < n; i++) {
+            FloatVector s = FloatVector.zero(SP);
+            for (int j = 0; j < n; j++) {
+                s = s.add(FloatVector.fromArray(SP, w, src + (i * n + j) * VL));
+            }
+            for (int j = 0; j < n; j++) {
+                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).div(s).intoArray(w, dst + (i * n + j) * VL);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ backward
+
+    /**
+     * {@link MhcFused#mhcPreBackwardTokens} with {@code project = 0}: adds the aggregate's and
+     * the rms' parts into dx and writes the per-token logit gradients {@code workDz} and
+     * projection gradients {@code workDh}; the caller adds {@code dh · phi^T} and the parameter
+     * gradients.
+     */
+    static void preBackward(float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
+                            float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
+                            float[] zres, float[] alpha, float[] work, int N, int n, int C, int iters) {
+        int nn = n * n;
+        int M = nn + 2 * n;
+        int K = n * C;
+        int S = 2 * iters;
+        int gOff = 0;                  // (nn, VL) the gradient, in place
+        int sOff = nn * VL;            // (max(S,1), nn, VL) the recomputed states
+        int maxOff = work.length - 3 * VL;
+        int tmpOff = maxOff + 2 * VL;
+        for (int r0 = 0; r0 < N; r0 += VL) {
+            int G = Math.min(VL, N - r0);
+            // dHpre[j] = du · x[j] through the sigmoid; dHpost through its sigmoid; transposes
+            for (int l = 0; l < VL; l++) {
+                if (l >= G) {
+                    for (int e = 0; e < nn; e++) {
+                        work[gOff + e * VL + l] = 0f;
+                        work[sOff + e * VL + l] = 0f;
+                    }
+                    work[maxOff + l] = 0f;
+                    continue;
+                }
+                int r = r0 + l;
+                int ho = r * M;
+                for (int j = 0; j < n; j++) {
+                    float dhp = dot(du, r * C, x, r * K + j * C, C, work, tmpOff);
+                    float sp = hpre[r * n + j];
+                    workDz[ho + j] = dhp * sp * (1f - sp);
+                    float sq = hpost[r * n + j];
+                    workDz[ho + n + j] = dhpost[r * n + j] * sq * (1f - 0.5f * sq);
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int e = 0; e < nn; e++) {
+                    float z = zres[r * nn + e];
+                    work[sOff + e * VL + l] = z;
+                    work[gOff + e * VL + l] = dhres[r * nn + e];
+                    max = Math.max(max, z);
+                }
+                work[maxOff + l] = max;
+            }
+            // Sinkhorn-Knopp backward, lane-wise: recompute the states S_0 .. S_{S-1}, then go back
+            FloatVector max = FloatVector.fromArray(SP, work, maxOff);
+            for (int e = 0; e < nn; e++) {
+                int o = sOff + e * VL;
+                exp(FloatVector.fromArray(SP, work, o).sub(max)).intoArray(work, o);
+            }
+            for (int k = 0; k < S - 1; k++) {
+                int src = sOff + k * nn * VL;
+                if (k % 2 == 0) {
+                    normalizeColumns(work, src, src + nn * VL, n);
+                } else {
+                    normalizeRows(work, src, src + nn * VL, n);
+                }
+            }
+            for (int k = S - 1; k >= 0; k--) {
+                int src = sOff + k * nn * VL;
+                if (k % 2 == 0) {
+                    for (int j = 0; j < n; j++) {
+                        backStep(work, src, gOff, n, j * VL, n * VL);
+                    }
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        backStep(work, src, gOff, n, i * n * VL, VL);
+                    }
+                }
+            }
+            // dz = g * S_0, minus the max shift at each lane's argmax
+            FloatVector shift = FloatVector.zero(SP);
+            for (int e = 0; e < nn; e++) {
+                int o = gOff + e * VL;
+                FloatVector d = FloatVector.fromArray(SP, work, o).mul(FloatVector.fromArray(SP, work, sOff + e * VL));
+                d.intoArray(work, o);
+                shift = shift.add(d);
+            }
+            shift.intoArray(work, maxOff);
+            for (int l = 0; l < G; l++) {
+                int r = r0 + l;
+                int ho = r * M;
+                int zo = r * nn;
+                int arg = 0;
+                for (int e = 0; e < nn; e++) {
+                    workDz[ho + 2 * n + e] = work[gOff + e * VL + l];
+                    if (zres[zo + e] > zres[zo + arg]) {
+                        arg = e;
+                    }
+                }
+                workDz[ho + 2 * n + arg] -= work[maxOff + l];
+                // through z = alpha h / r + bias: dh and drms
+                float inv = 1f / rms[r];
+                float dr = 0f;
+                for (int m = 0; m < M; m++) {
+                    float a = m < n ? alpha[0] : (m < 2 * n ? alpha[1] : alpha[2]);
+                    float dz = workDz[ho + m];
+                    workDh[ho + m] = dz * a * inv;
+                    dr -= dz * a * h[ho + m] * inv * inv;
+                }
+                // dx[j] += Hpre[j] du + drms x[j] / (K r)
+                float gr = dr / (K * rms[r]);
+                addAggregateGrad(dx, x, r * K, du, r * C, hpre, r * n, gr, n, C);
+            }
+        }
+    }
+
+    /**
+     * The backward of one normalization of a row or column (n entries {@code stride} apart from
+     * {@code first}): with {@code s = sum src}, {@code g = (g - sum(g src / s)) / s}.
+     */
+    private static void backStep(float[] w, int src, int gOff, int n, int first, int stride) {
+        FloatVector s = FloatVector.zero(SP);
+        for (int i = 0; i < n; i++) {
+            s = s.add(FloatVector.fromArray(SP, w, src + first + i * stride));
+        }
+        FloatVector dot = FloatVector.zero(SP);
+        for (int i = 0; i < n; i++) {
+            FloatVector g = FloatVector.fromArray(SP, w, gOff + first + i * stride);
+            dot = dot.add(g.mul(FloatVector.fromArray(SP, w, src + first + i * stride)).div(s));
+        }
+        for (int i = 0; i < n; i++) {
+            int o = gOff + first + i * stride;
+            FloatVector.fromArray(SP, w, o).sub(dot).div(s).intoArray(w, o);
+        }
+    }
+
+    /** {@code dx[j][c] += w[j] du[c] + gr x[j][c]} for the token's n streams. */
+    private static void addAggregateGrad(float[] dx, float[] x, int xo, float[] du, int uo, float[] w, int wo,
+                                         float gr, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int j = 0; j < n; j++) {
+            float wj = w[wo + j];
+            int o = xo + j * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector t = FloatVector.fromArray(SP, x, o + c).mul(gr);
+                t = FloatVector.fromArray(SP, du, uo + c).fma(FloatVector.broadcast(SP, wj), t);
+                FloatVector.fromArray(SP, dx, o + c).add(t).intoArray(dx, o + c);
+            }
+            for (; c < C; c++) {
+                dx[o + c] += Math.fma(du[uo + c], wj, x[o + c] * gr);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the mix after the sublayer
+
+    /** {@link Streams#mixForward}: {@code xout[i] = hpost[i] y + sum_j hres[i][j] x[j]} per token. */
+    static void mixForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int yo = r * C;
+            int xo = r * n * C;
+            for (int i = 0; i < n; i++) {
+                int oo = xo + i * C;
+                float hp = hpost[r * n + i];
+                int ho = (r * n + i) * n;
+                int c = 0;
+                for (; c < bound; c += VL) {
+                    FloatVector acc = FloatVector.fromArray(SP, y, yo + c).mul(hp);
+                    for (int j = 0; j < n; j++) {
+                        acc = FloatVector.fromArray(SP, x, xo + j * C + c).fma(FloatVector.broadcast(SP, hres[ho + j]), acc);
+                    }
+                    acc.intoArray(xout, oo + c);
+                }
+                for (; c < C; c++) {
+                    float acc = y[yo + c] * hp;
+                    for (int j = 0; j < n; j++) {
+                        acc = Math.fma(x[xo + j * C + c], hres[ho + j], acc);
+                    }
+                    xout[oo + c] = acc;
+                }
+            }
+        }
+    }
+
+    /**
+     * Both halves of the mix's backward in one pass per token, {@link Streams#mixBackwardStreams}
+     * ({@code dy += sum_i hpost[i] dxout[i]}, {@code dx[j] += sum_i hres[i][j] dxout[i]}) and,
+     * when {@code coeffs}, {@link Streams#mixBackwardCoeffs} ({@code dhres[i][j] += dxout[i] · x[j]},
+     * {@code dhpost[i] += dxout[i] · y}): the token's dxout, x and y are read from memory once.
+     */
+    static void mixBackward(float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
+                            float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp,
+                            int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int yo = r * C;
+            int xo = r * n * C;
+            int ho = r * n * n;
+            // dy
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector acc = FloatVector.fromArray(SP, dy, yo + c);
+                for (int i = 0; i < n; i++) {
+                    acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hpost[r * n + i]), acc);
+                }
+                acc.intoArray(dy, yo + c);
+            }
+            for (; c < C; c++) {
+                float acc = dy[yo + c];
+                for (int i = 0; i < n; i++) {
+                    acc = Math.fma(dxout[xo + i * C + c], hpost[r * n + i], acc);
+                }
+                dy[yo + c] = acc;
+            }
+            // dx[j]
+            for (int j = 0; j < n; j++) {
+                int o = xo + j * C;
+                c = 0;
+                for (; c < bound; c += VL) {
+                    FloatVector acc = FloatVector.fromArray(SP, dx, o + c);
+                    for (int i = 0; i < n; i++) {
+                        acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hres[ho + i * n + j]), acc);
+                    }
+                    acc.intoArray(dx, o + c);
+                }
+                for (; c < C; c++) {
+                    float acc = dx[o + c];
+                    for (int i = 0; i < n; i++) {
+                        acc = Math.fma(dxout[xo + i * C + c], hres[ho + i * n + j], acc);
+                    }
+                    dx[o + c] = acc;
+                }
+            }
+            if (!coeffs) {
+                continue;
+            }
+            for (int i = 0; i < n; i++) {
+                int go = xo + i * C;
+                dhpost[r * n + i] += dot(dxout, go, y, yo, C, tmp, 0);
+                for (int j = 0; j < n; j++) {
+                    dhres[ho + i * n + j] += dot(dxout, go, x, xo + j * C, C, tmp, 0);
+                }
+            }
+        }
+    }
+}

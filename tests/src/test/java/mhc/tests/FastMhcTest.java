@@ -1,0 +1,92 @@
+package mhc.tests;
+
+import mhc.engine.jvm.FastOps;
+import mhc.engine.model.Ops;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+
+import static mhc.tests.FusedKernelTest.nanF;
+import static mhc.tests.FusedKernelTest.same;
+import static mhc.tests.KernelHarness.gaussF;
+
+/**
+ * The fast path's mHC connection and mixes ({@link FastOps}: {@code FastMhc} plus the GEMM)
+ * against the plain composition of {@link Ops}, forward outputs and every gradient, with
+ * FusedKernelTest's float tolerance ({@code 1e-5 * max|plain| + 1e-4 |plain|} per tensor; the
+ * two differ in the order of float sums, fused multiply-adds and a float exp polynomial).
+ *
+ * <p>Shapes: n = 1, 3, 4; C = 5 (shorter than a vector), 33 and 130 (whole vectors and a
+ * tail); N = 1, 17 and 40, so that the token groups of the coefficient kernels (16 lanes on
+ * AVX-512, 8 on AVX2) come whole, partial and alone; Sinkhorn iters = 0, 1, 20. Forward outputs
+ * start as NaN, gradients as random values (a backward must add to them).
+ */
+class FastMhcTest {
+
+    static Stream<Arguments> shapes() {
+        List<Arguments> a = new ArrayList<>();
+        for (int n : new int[]{1, 3, 4}) {
+            for (int C : new int[]{5, 33, 130}) {
+                for (int N : new int[]{1, 17, 40}) {
+                    for (int iters : new int[]{0, 1, 20}) {
+                        if (iters == 20 || (C == 33 && N == 17)) { // all shapes at 20 iterations, one shape at 0 and 1
+                            a.add(Arguments.of(n, C, N, iters));
+                        }
+                    }
+                }
+            }
+        }
+        return a.stream();
+    }
+
+    @ParameterizedTest(name = "n={0} C={1} N={2} iters={3}")
+    @MethodSource("shapes")
+    void mhcPreMatchesPlain(int n, int C, int N, int iters) {
+        FusedKernelTest.MhcCase t = new FusedKernelTest.MhcCase(n, C, N, iters);
+        float[][] plain = FusedKernelTest.runMhc(new Ops(), t);
+        float[][] fast = FusedKernelTest.runMhc(new FastOps(), t);
+        for (int i = 0; i < plain.length; i++) {
+            same("fast mhcPre " + FusedKernelTest.MHC_NAMES[i] + " [" + t + "]", plain[i], fast[i]);
+        }
+    }
+
+    static Stream<Arguments> mixShapes() {
+        return shapes().filter(a -> (int) a.get()[3] == 20).map(a -> Arguments.of(a.get()[0], a.get()[1], a.get()[2]));
+    }
+
+    @ParameterizedTest(name = "n={0} C={1} N={2}")
+    @MethodSource("mixShapes")
+    void mixMatchesPlain(int n, int C, int N) {
+        Random rnd = new Random(7000L + 1000L * n + 10L * C + N);
+        float[] x = gaussF(rnd, N * n * C, 1), y = gaussF(rnd, N * C, 1), hres = gaussF(rnd, N * n * n, 1),
+                hpost = gaussF(rnd, N * n, 1), dxout = gaussF(rnd, N * n * C, 1);
+        float[] dx0 = gaussF(rnd, N * n * C, 1), dy0 = gaussF(rnd, N * C, 1), dhres0 = gaussF(rnd, N * n * n, 1),
+                dhpost0 = gaussF(rnd, N * n, 1);
+        String t = " [n=" + n + ",C=" + C + ",N=" + N + "]";
+        float[] outP = nanF(N * n * C), outF = nanF(N * n * C);
+        new Ops().mixForward(outP, x, hres, hpost, y, N, n, C);
+        new FastOps().mixForward(outF, x, hres, hpost, y, N, n, C);
+        same("fast mixForward" + t, outP, outF);
+        for (boolean coeffs : new boolean[]{true, false}) {
+            float[] dxP = dx0.clone(), dyP = dy0.clone(), dhresP = dhres0.clone(), dhpostP = dhpost0.clone();
+            new Ops().mixBackward(dxP, dyP, dhresP, dhpostP, dxout, x, hres, hpost, y, coeffs, N, n, C);
+            float[] dxF = dx0.clone(), dyF = dy0.clone(), dhresF = dhres0.clone(), dhpostF = dhpost0.clone();
+            new FastOps().mixBackward(dxF, dyF, dhresF, dhpostF, dxout, x, hres, hpost, y, coeffs, N, n, C);
+            String tc = t + (coeffs ? " with coefficients" : " streams only");
+            same("fast mixBackward dx" + tc, dxP, dxF);
+            same("fast mixBackward dy" + tc, dyP, dyF);
+            same("fast mixBackward dhres" + tc, dhresP, dhresF);
+            same("fast mixBackward dhpost" + tc, dhpostP, dhpostF);
+        }
+        float[] dxP = dx0.clone(), dyP = dy0.clone(), dxF = dx0.clone(), dyF = dy0.clone();
+        new Ops().mixBackwardStreams(dxP, dyP, dxout, hres, hpost, N, n, C);
+        new FastOps().mixBackwardStreams(dxF, dyF, dxout, hres, hpost, N, n, C);
+        same("fast mixBackwardStreams dx" + t, dxP, dxF);
+        same("fast mixBackwardStreams dy" + t, dyP, dyF);
+    }
+}
