@@ -74,6 +74,8 @@ class FastKernelTest {
         s.add(new Mm(256, 256, 688));   // the model's FFN
         s.add(new Mm(256, 1024, 24));   // mHC's phi (n*C -> n*n+2n)
         s.add(new Mm(300, 520, 97));    // two K blocks of 256 and a partial one
+        s.add(new Mm(31, 520, 32));     // one whole column panel: A read in place, a partial row panel packed
+        s.add(new Mm(300, 37, 32));     // also the weight gradient's A (stored transposed) read in place
         return s.stream();
     }
 

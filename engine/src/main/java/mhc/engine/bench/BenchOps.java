@@ -73,8 +73,7 @@ public final class BenchOps {
         bwd.add(aggregateBackwardStreams(s));
         bwd.add(aggregateBackwardCoeffs(s));
         fwd.add(mixForward(s));
-        bwd.add(mixBackwardStreams(s));
-        bwd.add(mixBackwardCoeffs(s));
+        bwd.add(mixBackward(s));
         fwd.add(collapseForward(s));
         bwd.add(collapseBackward(s));
         fwd.add(sinkhornForward(s));
@@ -513,39 +512,24 @@ public final class BenchOps {
         });
     }
 
-    static OpCase mixBackwardStreams(Shapes s) {
+    /** The mix's whole backward as the model calls it: streams and coefficients. */
+    static OpCase mixBackward(Shapes s) {
         int N = s.N(), n = s.n(), C = s.C();
-        return new OpCase("mixBackwardStreams", BACKWARD, streamShape(s), 4.0 * (3.0 * N * n * C + 2.0 * N * C + (double) N * n * n + N * n), BYTE,
-                "4*(3NnC + 2NC + Nnn + Nn) bytes", STANDARD, seed -> {
+        return new OpCase("mixBackward", BACKWARD, streamShape(s),
+                4.0 * (4.0 * N * n * C + 3.0 * N * C + 3.0 * N * n * n + 3.0 * N * n), BYTE,
+                "4*(4NnC + 3NC + 3Nnn + 3Nn) bytes", STANDARD, seed -> {
             Rand r = new Rand(seed);
             MixInputs in = MixInputs.make(r, N, n, C);
             float[] dxout = r.gauss(N * n * C, 1);
             return new Instance() {
                 final float[] dx = accumulated("dx", N * n * C);
                 final float[] dy = accumulated("dy", N * C);
-
-                @Override
-                public void run(Ops ops) {
-                    ops.mixBackwardStreams(dx, dy, dxout, in.hres(), in.hpost(), N, n, C);
-                }
-            };
-        });
-    }
-
-    static OpCase mixBackwardCoeffs(Shapes s) {
-        int N = s.N(), n = s.n(), C = s.C();
-        return new OpCase("mixBackwardCoeffs", BACKWARD, streamShape(s), 4.0 * (2.0 * N * n * C + N * C + 2.0 * N * n * n + 2.0 * N * n), BYTE,
-                "4*(2NnC + NC + 2Nnn + 2Nn) bytes", STANDARD, seed -> {
-            Rand r = new Rand(seed);
-            MixInputs in = MixInputs.make(r, N, n, C);
-            float[] dxout = r.gauss(N * n * C, 1);
-            return new Instance() {
                 final float[] dhres = accumulated("dhres", N * n * n);
                 final float[] dhpost = accumulated("dhpost", N * n);
 
                 @Override
                 public void run(Ops ops) {
-                    ops.mixBackwardCoeffs(dhres, dhpost, dxout, in.x(), in.y(), N, n, C);
+                    ops.mixBackward(dx, dy, dhres, dhpost, dxout, in.x(), in.hres(), in.hpost(), in.y(), true, N, n, C);
                 }
             };
         });

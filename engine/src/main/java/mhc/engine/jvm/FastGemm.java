@@ -136,11 +136,32 @@ public final class FastGemm {
                                   float[] b, int bOff, int brs, int bcs,
                                   float[] c, int cOff, int ldc, boolean accumulate, Buffers buf) {
         float[] ap = buf.a, bp = buf.b;
+        // One column panel (a skinny product such as mHC's projection to n*n+2n coefficients):
+        // each element of A is used once, so packing it would cost as much as the products.
+        // Full row panels then read A where it is; only the last partial panel is packed.
+        boolean direct = MR == 12 && nc <= NR && (ars == 1 || acs == 1);
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = Math.min(KC, K - p0);
             packB(bp, b, bOff + p0 * brs, brs, bcs, kc, nc);
-            packA(ap, a, aOff + p0 * acs, ars, acs, mc, kc);
             boolean load = accumulate || p0 > 0;
+            if (direct) {
+                int full = mc / MR * MR;
+                for (int ir = 0; ir < full; ir += MR) {
+                    int ao = aOff + ir * ars + p0 * acs;
+                    int co = cOff + ir * ldc;
+                    if (nc == NR) {
+                        directKernel(kc, a, ao, ars, acs, bp, c, co, ldc, load);
+                    } else {
+                        directEdge(kc, a, ao, ars, acs, bp, c, co, ldc, load, nc, buf.tile);
+                    }
+                }
+                if (full < mc) {
+                    packA(ap, a, aOff + full * ars + p0 * acs, ars, acs, mc - full, kc);
+                    edgeTile(kc, ap, 0, bp, 0, c, cOff + full * ldc, ldc, load, mc - full, nc, buf.tile);
+                }
+                continue;
+            }
+            packA(ap, a, aOff + p0 * acs, ars, acs, mc, kc);
             for (int jr = 0; jr < nc; jr += NR) {
                 int cols = Math.min(NR, nc - jr);
                 int bo = jr * kc; // panel jr/NR starts at (jr/NR) * NR * kc
@@ -155,6 +176,31 @@ public final class FastGemm {
                     }
                 }
             }
+        }
+    }
+
+    /** A full row panel of unpacked A: {@link #kernel12} when A is stored transposed, else {@link #kernel12Rows}. */
+    private static void directKernel(int kc, float[] a, int ao, int ars, int acs, float[] bp, float[] c, int co,
+                                     int ldc, boolean load) {
+        if (ars == 1) {
+            kernel12(kc, a, ao, acs, bp, 0, c, co, ldc, load);
+        } else {
+            kernel12Rows(kc, a, ao, ars, bp, c, co, ldc, load);
+        }
+    }
+
+    /** {@link #directKernel} for a panel narrower than NR: on a copy of the tile, as {@link #edgeTile}. */
+    private static void directEdge(int kc, float[] a, int ao, int ars, int acs, float[] bp, float[] c, int co,
+                                   int ldc, boolean load, int cols, float[] tile) {
+        if (load) {
+            java.util.Arrays.fill(tile, 0f);
+            for (int i = 0; i < MR; i++) {
+                System.arraycopy(c, co + i * ldc, tile, i * NR, cols);
+            }
+        }
+        directKernel(kc, a, ao, ars, acs, bp, tile, 0, NR, load);
+        for (int i = 0; i < MR; i++) {
+            System.arraycopy(tile, i * NR, c, co + i * ldc, cols);
         }
     }
 
@@ -267,7 +313,7 @@ public final class FastGemm {
     /** The micro-kernel for the machine's register count. */
     private static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
         if (MR == 12) {
-            kernel12(kc, ap, ao, bp, bo, c, co, ldc, load);
+            kernel12(kc, ap, ao, MR, bp, bo, c, co, ldc, load);
         } else {
             kernel6(kc, ap, ao, bp, bo, c, co, ldc, load);
         }
@@ -275,9 +321,12 @@ public final class FastGemm {
 
     /**
      * C[12 x 2VL] (+)= Ap · Bp over kc: 24 accumulators, written out by hand so that C2 keeps
-     * them in registers (arrays of vectors are not scalarized reliably).
+     * them in registers (arrays of vectors are not scalarized reliably). The 12 values of A for
+     * one k are contiguous at {@code ap[ao..ao+12)}, the next k's {@code step} further: 12 for a
+     * packed panel, the row length for an A stored transposed and read in place.
      */
-    private static void kernel12(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
+    private static void kernel12(int kc, float[] ap, int ao, int step, float[] bp, int bo, float[] c, int co, int ldc,
+                                 boolean load) {
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
         if (load) {
@@ -350,7 +399,126 @@ public final class FastGemm {
             x = FloatVector.broadcast(SP, ap[ao + 11]);
             cb0 = x.fma(b0, cb0);
             cb1 = x.fma(b1, cb1);
-            ao += 12;
+            ao += step;
+            bo += 2 * VL;
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + VL);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + VL);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + VL);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + VL);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + VL);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + VL);
+        c60.intoArray(c, co + 6 * ldc);
+        c61.intoArray(c, co + 6 * ldc + VL);
+        c70.intoArray(c, co + 7 * ldc);
+        c71.intoArray(c, co + 7 * ldc + VL);
+        c80.intoArray(c, co + 8 * ldc);
+        c81.intoArray(c, co + 8 * ldc + VL);
+        c90.intoArray(c, co + 9 * ldc);
+        c91.intoArray(c, co + 9 * ldc + VL);
+        ca0.intoArray(c, co + 10 * ldc);
+        ca1.intoArray(c, co + 10 * ldc + VL);
+        cb0.intoArray(c, co + 11 * ldc);
+        cb1.intoArray(c, co + 11 * ldc + VL);
+    }
+
+    /**
+     * {@link #kernel12} reading A in place, row-major: the value for row i and step k is
+     * {@code a[ao + i*lda + k]} (twelve rows read side by side instead of one packed panel).
+     */
+    private static void kernel12Rows(int kc, float[] a, int ao, int lda, float[] bp, float[] c, int co, int ldc,
+                                     boolean load) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
+        if (load) {
+            c00 = FloatVector.fromArray(SP, c, co);
+            c01 = FloatVector.fromArray(SP, c, co + VL);
+            c10 = FloatVector.fromArray(SP, c, co + ldc);
+            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
+            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
+            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
+            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
+            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
+            c40 = FloatVector.fromArray(SP, c, co + 4 * ldc);
+            c41 = FloatVector.fromArray(SP, c, co + 4 * ldc + VL);
+            c50 = FloatVector.fromArray(SP, c, co + 5 * ldc);
+            c51 = FloatVector.fromArray(SP, c, co + 5 * ldc + VL);
+            c60 = FloatVector.fromArray(SP, c, co + 6 * ldc);
+            c61 = FloatVector.fromArray(SP, c, co + 6 * ldc + VL);
+            c70 = FloatVector.fromArray(SP, c, co + 7 * ldc);
+            c71 = FloatVector.fromArray(SP, c, co + 7 * ldc + VL);
+            c80 = FloatVector.fromArray(SP, c, co + 8 * ldc);
+            c81 = FloatVector.fromArray(SP, c, co + 8 * ldc + VL);
+            c90 = FloatVector.fromArray(SP, c, co + 9 * ldc);
+            c91 = FloatVector.fromArray(SP, c, co + 9 * ldc + VL);
+            ca0 = FloatVector.fromArray(SP, c, co + 10 * ldc);
+            ca1 = FloatVector.fromArray(SP, c, co + 10 * ldc + VL);
+            cb0 = FloatVector.fromArray(SP, c, co + 11 * ldc);
+            cb1 = FloatVector.fromArray(SP, c, co + 11 * ldc + VL);
+        } else {
+            FloatVector z = FloatVector.zero(SP);
+            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z; c40 = z; c41 = z; c50 = z; c51 = z;
+            c60 = z; c61 = z; c70 = z; c71 = z; c80 = z; c81 = z; c90 = z; c91 = z; ca0 = z; ca1 = z; cb0 = z; cb1 = z;
+        }
+        int r0 = ao + 0 * lda;
+        int r1 = ao + 1 * lda;
+        int r2 = ao + 2 * lda;
+        int r3 = ao + 3 * lda;
+        int r4 = ao + 4 * lda;
+        int r5 = ao + 5 * lda;
+        int r6 = ao + 6 * lda;
+        int r7 = ao + 7 * lda;
+        int r8 = ao + 8 * lda;
+        int r9 = ao + 9 * lda;
+        int ra = ao + 10 * lda;
+        int rb = ao + 11 * lda;
+        int bo = 0;
+        for (int k = 0; k < kc; k++) {
+            FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
+            FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
+            FloatVector x;
+            x = FloatVector.broadcast(SP, a[r0 + k]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(SP, a[r1 + k]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(SP, a[r2 + k]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(SP, a[r3 + k]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(SP, a[r4 + k]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(SP, a[r5 + k]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            x = FloatVector.broadcast(SP, a[r6 + k]);
+            c60 = x.fma(b0, c60);
+            c61 = x.fma(b1, c61);
+            x = FloatVector.broadcast(SP, a[r7 + k]);
+            c70 = x.fma(b0, c70);
+            c71 = x.fma(b1, c71);
+            x = FloatVector.broadcast(SP, a[r8 + k]);
+            c80 = x.fma(b0, c80);
+            c81 = x.fma(b1, c81);
+            x = FloatVector.broadcast(SP, a[r9 + k]);
+            c90 = x.fma(b0, c90);
+            c91 = x.fma(b1, c91);
+            x = FloatVector.broadcast(SP, a[ra + k]);
+            ca0 = x.fma(b0, ca0);
+            ca1 = x.fma(b1, ca1);
+            x = FloatVector.broadcast(SP, a[rb + k]);
+            cb0 = x.fma(b0, cb0);
+            cb1 = x.fma(b1, cb1);
             bo += 2 * VL;
         }
         c00.intoArray(c, co);
