@@ -24,7 +24,8 @@ import static mhc.tests.KernelHarness.gaussF;
  * <p>Shapes: n = 1, 3, 4; C = 5 (shorter than a vector), 33 and 130 (whole vectors and a
  * tail); N = 1, 17 and 40, so that the token groups of the coefficient kernels (16 lanes on
  * AVX-512, 8 on AVX2) come whole, partial and alone; Sinkhorn iters = 0, 1, 20. Forward outputs
- * start as NaN, gradients as random values (a backward must add to them).
+ * start as NaN, gradients as random values (a backward must add to them; the mix's backward
+ * group call must overwrite them, and leave dhres and dhpost alone when not asked for them).
  */
 class FastMhcTest {
 
@@ -83,10 +84,51 @@ class FastMhcTest {
             same("fast mixBackward dhres" + tc, dhresP, dhresF);
             same("fast mixBackward dhpost" + tc, dhpostP, dhpostF);
         }
-        float[] dxP = dx0.clone(), dyP = dy0.clone(), dxF = dx0.clone(), dyF = dy0.clone();
-        new Ops().mixBackwardStreams(dxP, dyP, dxout, hres, hpost, N, n, C);
-        new FastOps().mixBackwardStreams(dxF, dyF, dxout, hres, hpost, N, n, C);
-        same("fast mixBackwardStreams dx" + t, dxP, dxF);
-        same("fast mixBackwardStreams dy" + t, dyP, dyF);
+    }
+    /**
+     * The calls across two sublayers (mix after one, connection before the next, fused per group
+     * of tokens on the fast path) against the plain composition of the same two calls.
+     */
+    @ParameterizedTest(name = "n={0} C={1} N={2} iters={3}")
+    @MethodSource("shapes")
+    void acrossSublayersMatchesPlain(int n, int C, int N, int iters) {
+        FusedKernelTest.MhcCase t = new FusedKernelTest.MhcCase(n, C, N, iters);
+        Random rnd = new Random(31L * n + 7L * C + N + 100L * iters);
+        int nn = n * n, M = t.M;
+        float[] xPrev = gaussF(rnd, N * n * C, 1), hresPrev = gaussF(rnd, N * nn, 0.5),
+                hpostPrev = gaussF(rnd, N * n, 1), yPrev = gaussF(rnd, N * C, 1);
+        String tag = " [" + t + "]";
+        // forward: xout = mix(xPrev), then the connection on xout
+        float[][] outs = new float[2][];
+        float[][][] coeffs = new float[2][][];
+        Ops[] paths = {new Ops(), new FastOps()};
+        for (int p = 0; p < 2; p++) {
+            float[] xout = nanF(N * n * C), u = nanF(N * C), hpre = nanF(N * n), hpost = nanF(N * n), hres = nanF(N * nn),
+                    rms = nanF(N), h = nanF(N * M), zres = nanF(N * nn);
+            paths[p].mixMhcPreForward(xout, xPrev, hresPrev, hpostPrev, yPrev, u, hpre, hpost, hres, rms, h, zres,
+                    t.phi, t.alpha, t.bias, N, n, C, iters);
+            outs[p] = xout;
+            coeffs[p] = new float[][]{u, hpre, hpost, hres, rms, h, zres};
+        }
+        same("mixMhcPreForward xout" + tag, outs[0], outs[1]);
+        String[] names = {"u", "hpre", "hpost", "hres", "rms", "h", "zres"};
+        for (int i = 0; i < names.length; i++) {
+            same("mixMhcPreForward " + names[i] + tag, coeffs[0][i], coeffs[1][i]);
+        }
+        // backward, both paths from the plain forward's state
+        float[][] c = coeffs[0];
+        float[][][] got = new float[2][][];
+        for (int p = 0; p < 2; p++) {
+            float[] dx = t.dx0.clone(), dphi = t.dphi0.clone(), dalpha = t.dalpha0.clone(), dbias = t.dbias0.clone();
+            float[] dxMix = nanF(N * n * C), dyMix = nanF(N * C), dhresMix = nanF(N * nn), dhpostMix = nanF(N * n);
+            paths[p].mhcPreMixBackward(dx, dphi, dalpha, dbias, t.du, t.dhpost, t.dhres, outs[0], c[1], c[2], c[4], c[5],
+                    c[6], t.phi, t.alpha, dxMix, dyMix, dhresMix, dhpostMix, xPrev, hresPrev, hpostPrev, yPrev,
+                    N, n, C, iters);
+            got[p] = new float[][]{dx, dphi, dalpha, dbias, dxMix, dyMix, dhresMix, dhpostMix};
+        }
+        String[] gnames = {"dx", "dphi", "dalpha", "dbias", "dxMix", "dyMix", "dhresMix", "dhpostMix"};
+        for (int i = 0; i < gnames.length; i++) {
+            same("mhcPreMixBackward " + gnames[i] + tag, got[0][i], got[1][i]);
+        }
     }
 }

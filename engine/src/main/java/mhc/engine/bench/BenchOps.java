@@ -512,20 +512,20 @@ public final class BenchOps {
         });
     }
 
-    /** The mix's whole backward as the model calls it: streams and coefficients. */
+    /** The mix's whole backward as the model calls it: streams and coefficients, overwritten. */
     static OpCase mixBackward(Shapes s) {
         int N = s.N(), n = s.n(), C = s.C();
         return new OpCase("mixBackward", BACKWARD, streamShape(s),
-                4.0 * (4.0 * N * n * C + 3.0 * N * C + 3.0 * N * n * n + 3.0 * N * n), BYTE,
-                "4*(4NnC + 3NC + 3Nnn + 3Nn) bytes", STANDARD, seed -> {
+                4.0 * (3.0 * N * n * C + 2.0 * N * C + 2.0 * N * n * n + 2.0 * N * n), BYTE,
+                "4*(3NnC + 2NC + 2Nnn + 2Nn) bytes", STANDARD, seed -> {
             Rand r = new Rand(seed);
             MixInputs in = MixInputs.make(r, N, n, C);
             float[] dxout = r.gauss(N * n * C, 1);
             return new Instance() {
-                final float[] dx = accumulated("dx", N * n * C);
-                final float[] dy = accumulated("dy", N * C);
-                final float[] dhres = accumulated("dhres", N * n * n);
-                final float[] dhpost = accumulated("dhpost", N * n);
+                final float[] dx = overwritten("dx", N * n * C);
+                final float[] dy = overwritten("dy", N * C);
+                final float[] dhres = overwritten("dhres", N * n * n);
+                final float[] dhpost = overwritten("dhpost", N * n);
 
                 @Override
                 public void run(Ops ops) {

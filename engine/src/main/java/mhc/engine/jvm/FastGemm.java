@@ -66,15 +66,104 @@ public final class FastGemm {
         gemm(workers, N, OUT, IN, inp, 0, IN, 1, w, wOff, OUT, 1, out, 0, OUT, false);
     }
 
-    /** {@code dinp[r][i] += sum_o dout[r][o] w[wOff + i*OUT + o]}: B is W transposed. */
+    /**
+     * {@code dinp[r][i] += sum_o dout[r][o] w[wOff + i*OUT + o]}: B is W transposed. W is
+     * transposed once per call (in blocks, into a buffer of the calling thread), so that each
+     * macro tile packs B from contiguous rows with whole-vector copies; packing the transpose
+     * straight from W would take one element per row of W for every packed row, in every tile.
+     */
     public static void matmulBackwardInput(Workers workers, float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
-        gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true);
+        float[] wt = transpose(w, wOff, IN, OUT);
+        gemm(workers, N, IN, OUT, dout, 0, OUT, 1, wt, 0, IN, 1, dinp, 0, IN, true);
+    }
+
+    private static final ThreadLocal<float[][]> TRANSPOSED = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    /** {@code t[o*ROWS + i] = a[off + i*COLS + o]} in 16 x 16 blocks, into the calling thread's buffer. */
+    private static float[] transpose(float[] a, int off, int ROWS, int COLS) {
+        float[][] holder = TRANSPOSED.get();
+        if (holder[0].length < ROWS * COLS) {
+            holder[0] = new float[ROWS * COLS];
+        }
+        float[] t = holder[0];
+        for (int i0 = 0; i0 < ROWS; i0 += 16) {
+            int i1 = Math.min(ROWS, i0 + 16);
+            for (int o0 = 0; o0 < COLS; o0 += 16) {
+                int o1 = Math.min(COLS, o0 + 16);
+                for (int i = i0; i < i1; i++) {
+                    int src = off + i * COLS;
+                    for (int o = o0; o < o1; o++) {
+                        t[o * ROWS + i] = a[src + o];
+                    }
+                }
+            }
+        }
+        return t;
     }
 
     /** {@code dw[wOff + i*OUT + o] += sum_r inp[r][i] dout[r][o]}: A is inp transposed. */
     public static void matmulBackwardWeight(Workers workers, float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
         gemm(workers, IN, OUT, N, inp, 0, 1, IN, dout, 0, OUT, 1, dw, wOff, OUT, true);
     }
+
+    // ------------------------------------------------------------------ row groups (fused kernels)
+
+    /** Floats of {@link #packPanels}' output for a K x cols matrix. */
+    public static int panelsSize(int K, int cols) {
+        return tiles(cols, NR) * NR * K;
+    }
+
+    /**
+     * B (K x cols, element (k, j) at {@code b[off + k*brs + j*bcs]}) packed whole into column
+     * panels of NR for {@link #rowsTimesPanels}: panel q at {@code q*NR*K}, zero-padded.
+     */
+    public static void packPanels(float[] bp, float[] b, int off, int brs, int bcs, int K, int cols) {
+        packB(bp, b, off, brs, bcs, K, cols);
+    }
+
+    /**
+     * {@code C (+)= A · B} for a group of {@code rows <= MR} rows: A (rows x kc) row-major in
+     * place at {@code a[ao + i*lda + k]}, B packed by {@link #packPanels} with depth kc, C
+     * (rows x cols) at {@code c[co + i*ldc + j]}. For the fused kernels, which work on a group of
+     * tokens while it is in cache; each element is the same FMA chain over k as in
+     * {@link #gemm}, so results are the same bits. {@code aPad} (MR*kc) and {@code tile}
+     * (MR*NR) are scratch. Needs {@code MR == 12} ({@link #ROW_GROUPS}).
+     */
+    public static void rowsTimesPanels(int rows, int kc, float[] a, int ao, int lda, float[] bp, int cols,
+                                       float[] c, int co, int ldc, boolean load, float[] aPad, float[] tile) {
+        if (rows < MR) {
+            java.util.Arrays.fill(aPad, 0, MR * kc, 0f);
+            for (int i = 0; i < rows; i++) {
+                System.arraycopy(a, ao + i * lda, aPad, i * kc, kc);
+            }
+            a = aPad;
+            ao = 0;
+            lda = kc;
+        }
+        for (int jr = 0; jr < cols; jr += NR) {
+            int w = Math.min(NR, cols - jr);
+            if (rows == MR && w == NR) {
+                kernel12Rows(kc, a, ao, lda, bp, jr * kc, c, co + jr, ldc, load);
+                continue;
+            }
+            if (load) {
+                java.util.Arrays.fill(tile, 0f);
+                for (int i = 0; i < rows; i++) {
+                    System.arraycopy(c, co + i * ldc + jr, tile, i * NR, w);
+                }
+            }
+            kernel12Rows(kc, a, ao, lda, bp, jr * kc, tile, 0, NR, load);
+            for (int i = 0; i < rows; i++) {
+                System.arraycopy(tile, i * NR, c, co + i * ldc + jr, w);
+            }
+        }
+    }
+
+    /** Whether {@link #rowsTimesPanels} is available: its kernel needs 32 vector registers (MR = 12). */
+    public static final boolean ROW_GROUPS = MR == 12;
+
+    /** Rows of a group for {@link #rowsTimesPanels}. */
+    public static final int GROUP = MR;
 
     // ------------------------------------------------------------------ the GEMM
 
@@ -185,7 +274,7 @@ public final class FastGemm {
         if (ars == 1) {
             kernel12(kc, a, ao, acs, bp, 0, c, co, ldc, load);
         } else {
-            kernel12Rows(kc, a, ao, ars, bp, c, co, ldc, load);
+            kernel12Rows(kc, a, ao, ars, bp, 0, c, co, ldc, load);
         }
     }
 
@@ -228,6 +317,9 @@ public final class FastGemm {
             int rows = Math.min(MR, mc - p);
             int base = p * kc;
             int src = off + p * ars;
+            if (rows < MR) {
+                java.util.Arrays.fill(ap, base, base + kc * MR, 0f);
+            }
             if (ars == 1) {
                 // A transposed in memory (the weight gradient): MR contiguous floats per k.
                 for (int k = 0; k < kc; k++) {
@@ -240,11 +332,6 @@ public final class FastGemm {
                     for (int i = 0; i < rows; i++) {
                         ap[d + i] = a[s + i * ars];
                     }
-                }
-            }
-            if (rows < MR) {
-                for (int k = 0; k < kc; k++) {
-                    java.util.Arrays.fill(ap, base + k * MR + rows, base + k * MR + MR, 0f);
                 }
             }
         }
@@ -272,16 +359,6 @@ public final class FastGemm {
                         java.util.Arrays.fill(bp, base + k * NR + cols, base + k * NR + NR, 0f);
                     }
                 }
-            } else if (cols == NR && brs == 1) {
-                // B transposed in memory (the input gradient reads W^T): each packed row k
-                // takes one element from each of NR rows of W. A gather loads VL of them at
-                // once (vgatherdps), about twice as fast as scalar copies.
-                int[] idx = gatherIndex(bcs);
-                for (int k = 0; k < kc; k++) {
-                    int s = src + k, d = base + k * NR;
-                    FloatVector.fromArray(SP, b, s, idx, 0).intoArray(bp, d);
-                    FloatVector.fromArray(SP, b, s + VL * bcs, idx, 0).intoArray(bp, d + VL);
-                }
             } else {
                 for (int k = 0; k < kc; k++) {
                     int s = src + k * brs;
@@ -295,19 +372,6 @@ public final class FastGemm {
                 }
             }
         }
-    }
-
-    private static final ThreadLocal<int[]> GATHER = ThreadLocal.withInitial(() -> new int[VL]);
-
-    /** {@code 0, stride, 2*stride, ...}: the lane offsets of a strided gather (one array per thread). */
-    private static int[] gatherIndex(int stride) {
-        int[] idx = GATHER.get();
-        if (idx[1] != stride) {
-            for (int i = 0; i < VL; i++) {
-                idx[i] = i * stride;
-            }
-        }
-        return idx;
     }
 
     /** The micro-kernel for the machine's register count. */
@@ -432,7 +496,7 @@ public final class FastGemm {
      * {@link #kernel12} reading A in place, row-major: the value for row i and step k is
      * {@code a[ao + i*lda + k]} (twelve rows read side by side instead of one packed panel).
      */
-    private static void kernel12Rows(int kc, float[] a, int ao, int lda, float[] bp, float[] c, int co, int ldc,
+    private static void kernel12Rows(int kc, float[] a, int ao, int lda, float[] bp, int bo, float[] c, int co, int ldc,
                                      boolean load) {
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
@@ -478,7 +542,6 @@ public final class FastGemm {
         int r9 = ao + 9 * lda;
         int ra = ao + 10 * lda;
         int rb = ao + 11 * lda;
-        int bo = 0;
         for (int k = 0; k < kc; k++) {
             FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
             FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);

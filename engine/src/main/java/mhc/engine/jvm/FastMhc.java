@@ -62,6 +62,14 @@ final class FastMhc {
     static void preForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] zres, float[] rms,
                            float[] h, float[] x, float[] alpha, float[] bias, float[] work,
                            int N, int n, int C, int iters) {
+        for (int r0 = 0; r0 < N; r0 += VL) {
+            preGroup(r0, Math.min(VL, N - r0), u, hpre, hpost, hres, zres, rms, h, x, alpha, bias, work, n, C, iters);
+        }
+    }
+
+    /** One group of {@code G <= VL} tokens from {@code r0}: see {@link #preForward}. */
+    static void preGroup(int r0, int G, float[] u, float[] hpre, float[] hpost, float[] hres, float[] zres, float[] rms,
+                         float[] h, float[] x, float[] alpha, float[] bias, float[] work, int n, int C, int iters) {
         int nn = n * n;
         int M = nn + 2 * n;
         int K = n * C;
@@ -69,67 +77,64 @@ final class FastMhc {
         int sOff = M * VL;             // Sinkhorn state (nn, VL), in place
         int maxOff = work.length - 3 * VL;
         int tmpOff = maxOff + 2 * VL;
-        for (int r0 = 0; r0 < N; r0 += VL) {
-            int G = Math.min(VL, N - r0);
-            // rms per token, and the logits transposed into (entry, lane)
-            for (int l = 0; l < VL; l++) {
-                if (l >= G) {
-                    for (int m = 0; m < M; m++) {
-                        work[zOff + m * VL + l] = 0f;
-                    }
-                    work[maxOff + l] = 0f;
-                    continue;
+        // rms per token, and the logits transposed into (entry, lane)
+        for (int l = 0; l < VL; l++) {
+            if (l >= G) {
+                for (int m = 0; m < M; m++) {
+                    work[zOff + m * VL + l] = 0f;
                 }
-                int r = r0 + l;
-                float ss = sumSquares(x, r * K, K, work, tmpOff);
-                float rr = (float) Math.sqrt(ss / K + Mhc.EPS);
-                rms[r] = rr;
-                float inv = 1f / rr;
-                int ho = r * M;
-                for (int j = 0; j < n; j++) {
-                    work[zOff + j * VL + l] = alpha[0] * h[ho + j] * inv + bias[j];
-                    work[zOff + (n + j) * VL + l] = alpha[1] * h[ho + n + j] * inv + bias[n + j];
-                }
-                float max = Float.NEGATIVE_INFINITY;
-                for (int e = 0; e < nn; e++) {
-                    float z = alpha[2] * h[ho + 2 * n + e] * inv + bias[2 * n + e];
-                    zres[r * nn + e] = z;
-                    work[zOff + (2 * n + e) * VL + l] = z;
-                    max = Math.max(max, z);
-                }
-                work[maxOff + l] = max;
+                work[maxOff + l] = 0f;
+                continue;
             }
-            // sigmoids, exp and Sinkhorn-Knopp, lane-wise
-            FloatVector one = FloatVector.broadcast(SP, 1f);
-            for (int m = 0; m < 2 * n; m++) {
-                FloatVector z = FloatVector.fromArray(SP, work, zOff + m * VL);
-                FloatVector s = one.div(exp(z.neg()).add(1f));
-                (m < n ? s : s.mul(2f)).intoArray(work, zOff + m * VL);
+            int r = r0 + l;
+            float ss = sumSquares(x, r * K, K, work, tmpOff);
+            float rr = (float) Math.sqrt(ss / K + Mhc.EPS);
+            rms[r] = rr;
+            float inv = 1f / rr;
+            int ho = r * M;
+            for (int j = 0; j < n; j++) {
+                work[zOff + j * VL + l] = alpha[0] * h[ho + j] * inv + bias[j];
+                work[zOff + (n + j) * VL + l] = alpha[1] * h[ho + n + j] * inv + bias[n + j];
             }
-            FloatVector max = FloatVector.fromArray(SP, work, maxOff);
+            float max = Float.NEGATIVE_INFINITY;
             for (int e = 0; e < nn; e++) {
-                exp(FloatVector.fromArray(SP, work, zOff + (2 * n + e) * VL).sub(max)).intoArray(work, sOff + e * VL);
+                float z = alpha[2] * h[ho + 2 * n + e] * inv + bias[2 * n + e];
+                zres[r * nn + e] = z;
+                work[zOff + (2 * n + e) * VL + l] = z;
+                max = Math.max(max, z);
             }
-            for (int it = 0; it < iters; it++) {
-                normalizeColumns(work, sOff, sOff, n);
-                normalizeRows(work, sOff, sOff, n);
+            work[maxOff + l] = max;
+        }
+        // sigmoids, exp and Sinkhorn-Knopp, lane-wise
+        FloatVector one = FloatVector.broadcast(SP, 1f);
+        for (int m = 0; m < 2 * n; m++) {
+            FloatVector z = FloatVector.fromArray(SP, work, zOff + m * VL);
+            FloatVector s = one.div(exp(z.neg()).add(1f));
+            (m < n ? s : s.mul(2f)).intoArray(work, zOff + m * VL);
+        }
+        FloatVector max = FloatVector.fromArray(SP, work, maxOff);
+        for (int e = 0; e < nn; e++) {
+            exp(FloatVector.fromArray(SP, work, zOff + (2 * n + e) * VL).sub(max)).intoArray(work, sOff + e * VL);
+        }
+        for (int it = 0; it < iters; it++) {
+            normalizeColumns(work, sOff, sOff, n);
+            normalizeRows(work, sOff, sOff, n);
+        }
+        // back to per-token layout
+        for (int l = 0; l < G; l++) {
+            int r = r0 + l;
+            for (int j = 0; j < n; j++) {
+                hpre[r * n + j] = work[zOff + j * VL + l];
+                hpost[r * n + j] = work[zOff + (n + j) * VL + l];
             }
-            // back to per-token layout
-            for (int l = 0; l < G; l++) {
-                int r = r0 + l;
-                for (int j = 0; j < n; j++) {
-                    hpre[r * n + j] = work[zOff + j * VL + l];
-                    hpost[r * n + j] = work[zOff + (n + j) * VL + l];
-                }
-                for (int e = 0; e < nn; e++) {
-                    hres[r * nn + e] = work[sOff + e * VL + l];
-                }
+            for (int e = 0; e < nn; e++) {
+                hres[r * nn + e] = work[sOff + e * VL + l];
             }
-            // u = sum_j Hpre[j] x[j], the group's streams still in cache
-            for (int l = 0; l < G; l++) {
-                int r = r0 + l;
-                aggregate(u, r * C, x, r * K, hpre, r * n, n, C);
-            }
+        }
+        // u = sum_j Hpre[j] x[j], the group's streams still in cache
+        for (int l = 0; l < G; l++) {
+            int r = r0 + l;
+            aggregate(u, r * C, x, r * K, hpre, r * n, n, C);
         }
     }
 
@@ -227,6 +232,15 @@ final class FastMhc {
     static void preBackward(float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
                             float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
                             float[] zres, float[] alpha, float[] work, int N, int n, int C, int iters) {
+        for (int r0 = 0; r0 < N; r0 += VL) {
+            preBackwardGroup(r0, Math.min(VL, N - r0), dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
+        }
+    }
+
+    /** One group of {@code G <= VL} tokens from {@code r0}: see {@link #preBackward}. */
+    static void preBackwardGroup(int r0, int G, float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
+                                 float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
+                                 float[] zres, float[] alpha, float[] work, int n, int C, int iters) {
         int nn = n * n;
         int M = nn + 2 * n;
         int K = n * C;
@@ -235,96 +249,93 @@ final class FastMhc {
         int sOff = nn * VL;            // (max(S,1), nn, VL) the recomputed states
         int maxOff = work.length - 3 * VL;
         int tmpOff = maxOff + 2 * VL;
-        for (int r0 = 0; r0 < N; r0 += VL) {
-            int G = Math.min(VL, N - r0);
-            // dHpre[j] = du · x[j] through the sigmoid; dHpost through its sigmoid; transposes
-            for (int l = 0; l < VL; l++) {
-                if (l >= G) {
-                    for (int e = 0; e < nn; e++) {
-                        work[gOff + e * VL + l] = 0f;
-                        work[sOff + e * VL + l] = 0f;
-                    }
-                    work[maxOff + l] = 0f;
-                    continue;
+        // dHpre[j] = du · x[j] through the sigmoid; dHpost through its sigmoid; transposes
+        for (int l = 0; l < VL; l++) {
+            if (l >= G) {
+                for (int e = 0; e < nn; e++) {
+                    work[gOff + e * VL + l] = 0f;
+                    work[sOff + e * VL + l] = 0f;
                 }
-                int r = r0 + l;
-                int ho = r * M;
+                work[maxOff + l] = 0f;
+                continue;
+            }
+            int r = r0 + l;
+            int ho = r * M;
+            for (int j = 0; j < n; j++) {
+                float dhp = dot(du, r * C, x, r * K + j * C, C, work, tmpOff);
+                float sp = hpre[r * n + j];
+                workDz[ho + j] = dhp * sp * (1f - sp);
+                float sq = hpost[r * n + j];
+                workDz[ho + n + j] = dhpost[r * n + j] * sq * (1f - 0.5f * sq);
+            }
+            float max = Float.NEGATIVE_INFINITY;
+            for (int e = 0; e < nn; e++) {
+                float z = zres[r * nn + e];
+                work[sOff + e * VL + l] = z;
+                work[gOff + e * VL + l] = dhres[r * nn + e];
+                max = Math.max(max, z);
+            }
+            work[maxOff + l] = max;
+        }
+        // Sinkhorn-Knopp backward, lane-wise: recompute the states S_0 .. S_{S-1}, then go back
+        FloatVector max = FloatVector.fromArray(SP, work, maxOff);
+        for (int e = 0; e < nn; e++) {
+            int o = sOff + e * VL;
+            exp(FloatVector.fromArray(SP, work, o).sub(max)).intoArray(work, o);
+        }
+        for (int k = 0; k < S - 1; k++) {
+            int src = sOff + k * nn * VL;
+            if (k % 2 == 0) {
+                normalizeColumns(work, src, src + nn * VL, n);
+            } else {
+                normalizeRows(work, src, src + nn * VL, n);
+            }
+        }
+        for (int k = S - 1; k >= 0; k--) {
+            int src = sOff + k * nn * VL;
+            if (k % 2 == 0) {
                 for (int j = 0; j < n; j++) {
-                    float dhp = dot(du, r * C, x, r * K + j * C, C, work, tmpOff);
-                    float sp = hpre[r * n + j];
-                    workDz[ho + j] = dhp * sp * (1f - sp);
-                    float sq = hpost[r * n + j];
-                    workDz[ho + n + j] = dhpost[r * n + j] * sq * (1f - 0.5f * sq);
+                    backStep(work, src, gOff, n, j * VL, n * VL);
                 }
-                float max = Float.NEGATIVE_INFINITY;
-                for (int e = 0; e < nn; e++) {
-                    float z = zres[r * nn + e];
-                    work[sOff + e * VL + l] = z;
-                    work[gOff + e * VL + l] = dhres[r * nn + e];
-                    max = Math.max(max, z);
+            } else {
+                for (int i = 0; i < n; i++) {
+                    backStep(work, src, gOff, n, i * n * VL, VL);
                 }
-                work[maxOff + l] = max;
             }
-            // Sinkhorn-Knopp backward, lane-wise: recompute the states S_0 .. S_{S-1}, then go back
-            FloatVector max = FloatVector.fromArray(SP, work, maxOff);
+        }
+        // dz = g * S_0, minus the max shift at each lane's argmax
+        FloatVector shift = FloatVector.zero(SP);
+        for (int e = 0; e < nn; e++) {
+            int o = gOff + e * VL;
+            FloatVector d = FloatVector.fromArray(SP, work, o).mul(FloatVector.fromArray(SP, work, sOff + e * VL));
+            d.intoArray(work, o);
+            shift = shift.add(d);
+        }
+        shift.intoArray(work, maxOff);
+        for (int l = 0; l < G; l++) {
+            int r = r0 + l;
+            int ho = r * M;
+            int zo = r * nn;
+            int arg = 0;
             for (int e = 0; e < nn; e++) {
-                int o = sOff + e * VL;
-                exp(FloatVector.fromArray(SP, work, o).sub(max)).intoArray(work, o);
-            }
-            for (int k = 0; k < S - 1; k++) {
-                int src = sOff + k * nn * VL;
-                if (k % 2 == 0) {
-                    normalizeColumns(work, src, src + nn * VL, n);
-                } else {
-                    normalizeRows(work, src, src + nn * VL, n);
+                workDz[ho + 2 * n + e] = work[gOff + e * VL + l];
+                if (zres[zo + e] > zres[zo + arg]) {
+                    arg = e;
                 }
             }
-            for (int k = S - 1; k >= 0; k--) {
-                int src = sOff + k * nn * VL;
-                if (k % 2 == 0) {
-                    for (int j = 0; j < n; j++) {
-                        backStep(work, src, gOff, n, j * VL, n * VL);
-                    }
-                } else {
-                    for (int i = 0; i < n; i++) {
-                        backStep(work, src, gOff, n, i * n * VL, VL);
-                    }
-                }
+            workDz[ho + 2 * n + arg] -= work[maxOff + l];
+            // through z = alpha h / r + bias: dh and drms
+            float inv = 1f / rms[r];
+            float dr = 0f;
+            for (int m = 0; m < M; m++) {
+                float a = m < n ? alpha[0] : (m < 2 * n ? alpha[1] : alpha[2]);
+                float dz = workDz[ho + m];
+                workDh[ho + m] = dz * a * inv;
+                dr -= dz * a * h[ho + m] * inv * inv;
             }
-            // dz = g * S_0, minus the max shift at each lane's argmax
-            FloatVector shift = FloatVector.zero(SP);
-            for (int e = 0; e < nn; e++) {
-                int o = gOff + e * VL;
-                FloatVector d = FloatVector.fromArray(SP, work, o).mul(FloatVector.fromArray(SP, work, sOff + e * VL));
-                d.intoArray(work, o);
-                shift = shift.add(d);
-            }
-            shift.intoArray(work, maxOff);
-            for (int l = 0; l < G; l++) {
-                int r = r0 + l;
-                int ho = r * M;
-                int zo = r * nn;
-                int arg = 0;
-                for (int e = 0; e < nn; e++) {
-                    workDz[ho + 2 * n + e] = work[gOff + e * VL + l];
-                    if (zres[zo + e] > zres[zo + arg]) {
-                        arg = e;
-                    }
-                }
-                workDz[ho + 2 * n + arg] -= work[maxOff + l];
-                // through z = alpha h / r + bias: dh and drms
-                float inv = 1f / rms[r];
-                float dr = 0f;
-                for (int m = 0; m < M; m++) {
-                    float a = m < n ? alpha[0] : (m < 2 * n ? alpha[1] : alpha[2]);
-                    float dz = workDz[ho + m];
-                    workDh[ho + m] = dz * a * inv;
-                    dr -= dz * a * h[ho + m] * inv * inv;
-                }
-                // dx[j] += Hpre[j] du + drms x[j] / (K r)
-                float gr = dr / (K * rms[r]);
-                addAggregateGrad(dx, x, r * K, du, r * C, hpre, r * n, gr, n, C);
-            }
+            // dx[j] += Hpre[j] du + drms x[j] / (K r)
+            float gr = dr / (K * rms[r]);
+            addAggregateGrad(dx, x, r * K, du, r * C, hpre, r * n, gr, n, C);
         }
     }
 
@@ -367,95 +378,167 @@ final class FastMhc {
         }
     }
 
+    // ------------------------------------------------------------------ across two sublayers
+
+    /*
+     * The stream state between two sublayers is written by one sublayer's mix and read right
+     * away by the next sublayer's connection; in the backward, the stream gradient that one
+     * connection completes is read right away by the previous mix. Done as separate passes, each
+     * reads and writes the n*C floats per token from memory. The two kernels below do both
+     * halves per group of FastGemm.GROUP tokens instead, while the group's rows are in cache,
+     * including the projection (h = v · phi, dv += dh · phi^T) on those rows. They compute the
+     * same FMA chains as the separate passes (the same bits), in another order of tokens.
+     */
+
+    /**
+     * {@link #mixForward} after sublayer l, then the connection before sublayer l+1
+     * ({@link #preForward} and its projection) on the streams just written.
+     * {@code phiPanels}: phi packed by {@link FastGemm#packPanels}.
+     */
+    static void mixPreForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y,
+                              float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] zresN, float[] rmsN,
+                              float[] hN, float[] phiPanels, float[] alpha, float[] bias,
+                              float[] work, float[] aPad, float[] tile, int N, int n, int C, int iters) {
+        int K = n * C;
+        int M = n * n + 2 * n;
+        for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
+            int G = Math.min(FastGemm.GROUP, N - r0);
+            for (int r = r0; r < r0 + G; r++) {
+                mixToken(r, xout, x, hres, hpost, y, n, C);
+            }
+            FastGemm.rowsTimesPanels(G, K, xout, r0 * K, K, phiPanels, M, hN, r0 * M, M, false, aPad, tile);
+            preGroup(r0, G, u, hpreN, hpostN, hresN, zresN, rmsN, hN, xout, alpha, bias, work, n, C, iters);
+        }
+    }
+
+    /**
+     * The connection's backward before sublayer l ({@link #preBackward} and
+     * {@code dx += dh · phi^T}, completing dx), then {@link #mixBackward} of sublayer l-1 with
+     * that dx as its output gradient (writing dxMix, dyMix, dhresMix, dhpostMix).
+     * {@code phiTPanels}: phi^T packed by {@link FastGemm#packPanels}. The caller adds
+     * {@code dphi += x^T dh} and the coefficient parameters' gradients from workDh and workDz.
+     */
+    static void preMixBackward(float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
+                               float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
+                               float[] zres, float[] alpha, float[] phiTPanels,
+                               float[] dxMix, float[] dyMix, float[] dhresMix, float[] dhpostMix, float[] xMix,
+                               float[] hresMix, float[] hpostMix, float[] yMix,
+                               float[] work, float[] aPad, float[] tile, float[] tmp, int N, int n, int C, int iters) {
+        int K = n * C;
+        int M = n * n + 2 * n;
+        for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
+            int G = Math.min(FastGemm.GROUP, N - r0);
+            preBackwardGroup(r0, G, dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
+                    n, C, iters);
+            FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
+            for (int r = r0; r < r0 + G; r++) {
+                mixBackwardToken(r, dxMix, dyMix, dhresMix, dhpostMix, dx, xMix, hresMix, hpostMix, yMix, true, tmp, n, C);
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ the mix after the sublayer
 
     /** {@link Streams#mixForward}: {@code xout[i] = hpost[i] y + sum_j hres[i][j] x[j]} per token. */
     static void mixForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int N, int n, int C) {
-        int bound = SP.loopBound(C);
         for (int r = 0; r < N; r++) {
-            int yo = r * C;
-            int xo = r * n * C;
-            for (int i = 0; i < n; i++) {
-                int oo = xo + i * C;
-                float hp = hpost[r * n + i];
-                int ho = (r * n + i) * n;
-                int c = 0;
-                for (; c < bound; c += VL) {
-                    FloatVector acc = FloatVector.fromArray(SP, y, yo + c).mul(hp);
-                    for (int j = 0; j < n; j++) {
-                        acc = FloatVector.fromArray(SP, x, xo + j * C + c).fma(FloatVector.broadcast(SP, hres[ho + j]), acc);
-                    }
-                    acc.intoArray(xout, oo + c);
+            mixToken(r, xout, x, hres, hpost, y, n, C);
+        }
+    }
+
+    /** Token {@code r} of {@link #mixForward}. */
+    static void mixToken(int r, float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int n, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int xo = r * n * C;
+        for (int i = 0; i < n; i++) {
+            int oo = xo + i * C;
+            float hp = hpost[r * n + i];
+            int ho = (r * n + i) * n;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector acc = FloatVector.fromArray(SP, y, yo + c).mul(hp);
+                for (int j = 0; j < n; j++) {
+                    acc = FloatVector.fromArray(SP, x, xo + j * C + c).fma(FloatVector.broadcast(SP, hres[ho + j]), acc);
                 }
-                for (; c < C; c++) {
-                    float acc = y[yo + c] * hp;
-                    for (int j = 0; j < n; j++) {
-                        acc = Math.fma(x[xo + j * C + c], hres[ho + j], acc);
-                    }
-                    xout[oo + c] = acc;
+                acc.intoArray(xout, oo + c);
+            }
+            for (; c < C; c++) {
+                float acc = y[yo + c] * hp;
+                for (int j = 0; j < n; j++) {
+                    acc = Math.fma(x[xo + j * C + c], hres[ho + j], acc);
                 }
+                xout[oo + c] = acc;
             }
         }
     }
 
     /**
-     * Both halves of the mix's backward in one pass per token, {@link Streams#mixBackwardStreams}
-     * ({@code dy += sum_i hpost[i] dxout[i]}, {@code dx[j] += sum_i hres[i][j] dxout[i]}) and,
-     * when {@code coeffs}, {@link Streams#mixBackwardCoeffs} ({@code dhres[i][j] += dxout[i] · x[j]},
-     * {@code dhpost[i] += dxout[i] · y}): the token's dxout, x and y are read from memory once.
+     * Both halves of the mix's backward in one pass per token, overwriting its outputs (see
+     * {@code Ops.mixBackward}): {@link Streams#mixBackwardStreams} ({@code dy = sum_i hpost[i] dxout[i]},
+     * {@code dx[j] = sum_i hres[i][j] dxout[i]}) and, when {@code coeffs},
+     * {@link Streams#mixBackwardCoeffs} ({@code dhres[i][j] = dxout[i] · x[j]},
+     * {@code dhpost[i] = dxout[i] · y}). The token's dxout, x and y are read from memory once,
+     * and dx and dy are written without being read.
      */
     static void mixBackward(float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                             float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp,
                             int N, int n, int C) {
-        int bound = SP.loopBound(C);
         for (int r = 0; r < N; r++) {
-            int yo = r * C;
-            int xo = r * n * C;
-            int ho = r * n * n;
-            // dy
-            int c = 0;
+            mixBackwardToken(r, dx, dy, dhres, dhpost, dxout, x, hres, hpost, y, coeffs, tmp, n, C);
+        }
+    }
+
+    /** Token {@code r} of {@link #mixBackward}. */
+    static void mixBackwardToken(int r, float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
+                                 float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp, int n, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int xo = r * n * C;
+        int ho = r * n * n;
+        // dy
+        int c = 0;
+        for (; c < bound; c += VL) {
+            FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hpost[r * n]);
+            for (int i = 1; i < n; i++) {
+                acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hpost[r * n + i]), acc);
+            }
+            acc.intoArray(dy, yo + c);
+        }
+        for (; c < C; c++) {
+            float acc = dxout[xo + c] * hpost[r * n];
+            for (int i = 1; i < n; i++) {
+                acc = Math.fma(dxout[xo + i * C + c], hpost[r * n + i], acc);
+            }
+            dy[yo + c] = acc;
+        }
+        // dx[j]
+        for (int j = 0; j < n; j++) {
+            int o = xo + j * C;
+            c = 0;
             for (; c < bound; c += VL) {
-                FloatVector acc = FloatVector.fromArray(SP, dy, yo + c);
-                for (int i = 0; i < n; i++) {
-                    acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hpost[r * n + i]), acc);
+                FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hres[ho + j]);
+                for (int i = 1; i < n; i++) {
+                    acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hres[ho + i * n + j]), acc);
                 }
-                acc.intoArray(dy, yo + c);
+                acc.intoArray(dx, o + c);
             }
             for (; c < C; c++) {
-                float acc = dy[yo + c];
-                for (int i = 0; i < n; i++) {
-                    acc = Math.fma(dxout[xo + i * C + c], hpost[r * n + i], acc);
+                float acc = dxout[xo + c] * hres[ho + j];
+                for (int i = 1; i < n; i++) {
+                    acc = Math.fma(dxout[xo + i * C + c], hres[ho + i * n + j], acc);
                 }
-                dy[yo + c] = acc;
+                dx[o + c] = acc;
             }
-            // dx[j]
+        }
+        if (!coeffs) {
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            int go = xo + i * C;
+            dhpost[r * n + i] = dot(dxout, go, y, yo, C, tmp, 0);
             for (int j = 0; j < n; j++) {
-                int o = xo + j * C;
-                c = 0;
-                for (; c < bound; c += VL) {
-                    FloatVector acc = FloatVector.fromArray(SP, dx, o + c);
-                    for (int i = 0; i < n; i++) {
-                        acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hres[ho + i * n + j]), acc);
-                    }
-                    acc.intoArray(dx, o + c);
-                }
-                for (; c < C; c++) {
-                    float acc = dx[o + c];
-                    for (int i = 0; i < n; i++) {
-                        acc = Math.fma(dxout[xo + i * C + c], hres[ho + i * n + j], acc);
-                    }
-                    dx[o + c] = acc;
-                }
-            }
-            if (!coeffs) {
-                continue;
-            }
-            for (int i = 0; i < n; i++) {
-                int go = xo + i * C;
-                dhpost[r * n + i] += dot(dxout, go, y, yo, C, tmp, 0);
-                for (int j = 0; j < n; j++) {
-                    dhres[ho + i * n + j] += dot(dxout, go, x, xo + j * C, C, tmp, 0);
-                }
+                dhres[ho + i * n + j] = dot(dxout, go, x, xo + j * C, C, tmp, 0);
             }
         }
     }

@@ -152,7 +152,57 @@ public class FastOps extends FusedOps {
         float[] workDh = scratch("fast.mhcWorkDh", N * M);
         FastMhc.preBackward(dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), N, n, C, iters);
-        matmulBackwardInput(dx, workDh, phi, 0, N, K, M);
+        matmulBackwardInput(dx, workDh, phi, 0, N, K, M); // phi^T: transposed once per call by FastGemm
+        matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
+        mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
+    }
+
+    // Across two sublayers: the mix and the next connection on a group of tokens while its
+    // streams are in cache (FastMhc.mixPreForward / preMixBackward). Needs FastGemm's row-group
+    // kernel (32 vector registers); elsewhere the two halves run one after the other.
+
+    @Override
+    public void mixMhcPreForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y,
+                                 float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] rmsN, float[] hN,
+                                 float[] zresN, float[] phiN, float[] alphaN, float[] biasN,
+                                 int N, int n, int C, int iters) {
+        if (!FastGemm.ROW_GROUPS) {
+            super.mixMhcPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, rmsN, hN, zresN, phiN, alphaN,
+                    biasN, N, n, C, iters);
+            return;
+        }
+        int K = n * C;
+        int M = n * n + 2 * n;
+        float[] panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
+        FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
+        FastMhc.mixPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, zresN, rmsN, hN, panels, alphaN, biasN,
+                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
+                scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
+    }
+
+    @Override
+    public void mhcPreMixBackward(float[] dx, float[] dphi, float[] dalpha, float[] dbias, float[] du,
+                                  float[] dhpost, float[] dhres, float[] x, float[] hpre, float[] hpost,
+                                  float[] rms, float[] h, float[] zres, float[] phi, float[] alpha,
+                                  float[] dxMix, float[] dyMix, float[] dhresMix, float[] dhpostMix, float[] xMix,
+                                  float[] hresMix, float[] hpostMix, float[] yMix,
+                                  int N, int n, int C, int iters) {
+        if (!FastGemm.ROW_GROUPS) {
+            super.mhcPreMixBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, phi, alpha,
+                    dxMix, dyMix, dhresMix, dhpostMix, xMix, hresMix, hpostMix, yMix, N, n, C, iters);
+            return;
+        }
+        int K = n * C;
+        int M = n * n + 2 * n;
+        float[] panels = scratch("fast.phiTPanels", FastGemm.panelsSize(M, K));
+        FastGemm.packPanels(panels, phi, 0, 1, M, M, K); // phi^T: (m, k) at phi[k*M + m]
+        float[] workDz = scratch("fast.mhcWorkDz", N * M);
+        float[] workDh = scratch("fast.mhcWorkDh", N * M);
+        FastMhc.preMixBackward(dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, panels,
+                dxMix, dyMix, dhresMix, dhpostMix, xMix, hresMix, hpostMix, yMix,
+                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
+                scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), scratch("fast.lanes", VectorMath.VL),
+                N, n, C, iters);
         matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
@@ -164,17 +214,11 @@ public class FastOps extends FusedOps {
         FastMhc.mixForward(xout, x, hres, hpost, y, N, n, C);
     }
 
-    /** Streams and coefficients in one pass per token (see {@link FastMhc#mixBackward}). */
+    /** Streams and coefficients in one pass per token, overwriting (see {@link FastMhc#mixBackward}). */
     @Override
     public void mixBackward(float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                             float[] hres, float[] hpost, float[] y, boolean coeffs, int N, int n, int C) {
         FastMhc.mixBackward(dx, dy, dhres, dhpost, dxout, x, hres, hpost, y, coeffs,
-                scratch("fast.lanes", VectorMath.VL), N, n, C);
-    }
-
-    @Override
-    public void mixBackwardStreams(float[] dx, float[] dy, float[] dxout, float[] hres, float[] hpost, int N, int n, int C) {
-        FastMhc.mixBackward(dx, dy, null, null, dxout, null, hres, hpost, null, false,
                 scratch("fast.lanes", VectorMath.VL), N, n, C);
     }
 }

@@ -117,14 +117,20 @@ public final class Model {
             }
         }
         ops.embeddingForward(xs[0], inputs, params.get("embed"), N, n, C);
+        boolean mhc = cfg.connection().equals("mhc");
         for (int l = 0; l < L2; l++) {
             Sub s = subs[l];
             String p = ParamSpec.sublayerPrefix(l);
             float[] x = xs[l];
             switch (cfg.connection()) {
-                case "mhc" -> ops.mhcPreForward(s.u, s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres, x,
-                        params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), params.get(p + "mhc.bias"),
-                        N, n, C, cfg.sinkhornIters());
+                // mhc: for l > 0 already done by the previous sublayer's mixMhcPreForward
+                case "mhc" -> {
+                    if (l == 0) {
+                        ops.mhcPreForward(s.u, s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres, x,
+                                params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), params.get(p + "mhc.bias"),
+                                N, n, C, cfg.sinkhornIters());
+                    }
+                }
                 case "hc" -> ops.hcPreForward(s.u, s.hpre, s.hpost, s.hres, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres, x,
                         params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"), params.get(p + "hc.w_res"),
                         params.get(p + "hc.pre"), params.get(p + "hc.post"), params.get(p + "hc.res"),
@@ -139,7 +145,15 @@ public final class Model {
             } else {
                 denseForward(s, p);
             }
-            ops.mixForward(xs[l + 1], x, s.hres, s.hpost, s.y, N, n, C);
+            if (mhc && l + 1 < L2) {
+                Sub t = subs[l + 1];
+                String q = ParamSpec.sublayerPrefix(l + 1);
+                ops.mixMhcPreForward(xs[l + 1], x, s.hres, s.hpost, s.y, t.u, t.hpre, t.hpost, t.hres, t.rms, t.h, t.zres,
+                        params.get(q + "mhc.phi"), params.get(q + "mhc.alpha"), params.get(q + "mhc.bias"),
+                        N, n, C, cfg.sinkhornIters());
+            } else {
+                ops.mixForward(xs[l + 1], x, s.hres, s.hpost, s.y, N, n, C);
+            }
         }
         ops.collapseForward(uf, xs[L2], N, n, C);
         ops.rmsnormForward(af, rstdf, uf, params.get("final_norm"), N, C);
@@ -236,16 +250,29 @@ public final class Model {
         float[] dx = zeros("dxA", N * n * C);
         ops.collapseBackward(dx, duf, N, n, C);
         float[] dxPrev = scratch("dxB", N * n * C);
+        // dx: the gradient of sublayer l's output streams xs[l+1]; dxPrev: of its input streams
+        // xs[l], first written by the mix's backward. For mhc, the mix's backward of sublayer
+        // l-1 is done by the same call as the connection's backward of sublayer l (see
+        // Ops.mhcPreMixBackward), so dy, dhres and dhpost of sublayer l come from the iteration
+        // before; dhres and dhpost alternate between two arrays because that call reads one
+        // sublayer's while writing the other's.
+        boolean mhc = cfg.connection().equals("mhc");
+        boolean dynamic = !cfg.connection().equals("residual");
+        float[] dy = scratch("dy", N * C);
+        if (mhc) {
+            Sub s = subs[L2 - 1];
+            ops.mixBackward(dxPrev, dy, dhresOf(L2 - 1), dhpostOf(L2 - 1), dx, xs[L2 - 1], s.hres, s.hpost, s.y, true,
+                    N, n, C);
+        }
         for (int l = L2 - 1; l >= 0; l--) {
             Sub s = subs[l];
             String p = ParamSpec.sublayerPrefix(l);
             float[] x = xs[l];
-            Arrays.fill(dxPrev, 0f);
-            float[] dy = zeros("dy", N * C);
-            float[] dhres = zeros("dhres", N * nn);
-            float[] dhpost = zeros("dhpost", N * n);
-            boolean dynamic = !cfg.connection().equals("residual");
-            ops.mixBackward(dxPrev, dy, dhres, dhpost, dx, x, s.hres, s.hpost, s.y, dynamic, N, n, C);
+            float[] dhres = dhresOf(l);
+            float[] dhpost = dhpostOf(l);
+            if (!mhc) {
+                ops.mixBackward(dxPrev, dy, dhres, dhpost, dx, x, s.hres, s.hpost, s.y, dynamic, N, n, C);
+            }
             float[] da = zeros("da", N * C);
             if (l % 2 == 0) {
                 attentionBackward(s, p, dy, da);
@@ -258,9 +285,20 @@ public final class Model {
             ops.rmsnormBackward(du, da, s.u, params.get(p + "norm"), s.rstd, N, C);
             ops.rmsnormWeightBackward(grads.get(p + "norm"), da, s.u, s.rstd, N, C);
             switch (cfg.connection()) {
-                case "mhc" -> ops.mhcPreBackward(dxPrev, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
-                        grads.get(p + "mhc.bias"), du, dhpost, dhres, x, s.hpre, s.hpost, s.rms, s.h, s.zres,
-                        params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), N, n, C, cfg.sinkhornIters());
+                case "mhc" -> {
+                    if (l > 0) {
+                        Sub t = subs[l - 1];
+                        ops.mhcPreMixBackward(dxPrev, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
+                                grads.get(p + "mhc.bias"), du, dhpost, dhres, x, s.hpre, s.hpost, s.rms, s.h, s.zres,
+                                params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"),
+                                dx, dy, dhresOf(l - 1), dhpostOf(l - 1), xs[l - 1], t.hres, t.hpost, t.y,
+                                N, n, C, cfg.sinkhornIters());
+                    } else {
+                        ops.mhcPreBackward(dxPrev, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
+                                grads.get(p + "mhc.bias"), du, dhpost, dhres, x, s.hpre, s.hpost, s.rms, s.h, s.zres,
+                                params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), N, n, C, cfg.sinkhornIters());
+                    }
+                }
                 case "hc" -> ops.hcPreBackward(dxPrev, grads.get(p + "hc.w_pre"), grads.get(p + "hc.w_post"),
                         grads.get(p + "hc.w_res"), grads.get(p + "hc.pre"), grads.get(p + "hc.post"), grads.get(p + "hc.res"),
                         grads.get(p + "hc.scale"), du, dhpost, dhres, x, s.hpre, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres,
@@ -600,6 +638,16 @@ public final class Model {
             scratch.put(name, a);
         }
         return a;
+    }
+
+    /** The gradient of sublayer l's Hres (N, n, n): one of two arrays, by the parity of l. */
+    private float[] dhresOf(int l) {
+        return scratch(l % 2 == 0 ? "dhresEven" : "dhresOdd", N * nn);
+    }
+
+    /** The gradient of sublayer l's Hpost (N, n): one of two arrays, by the parity of l. */
+    private float[] dhpostOf(int l) {
+        return scratch(l % 2 == 0 ? "dhpostEven" : "dhpostOdd", N * n);
     }
 
     private float[] zeros(String name, int size) {

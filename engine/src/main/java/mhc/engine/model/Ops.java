@@ -90,6 +90,38 @@ public class Ops {
     }
 
     /**
+     * The mix after sublayer l ({@link #mixForward}: {@code xout = Hres x + Hpost y}) and then the
+     * mHC connection before sublayer l+1 on {@code xout} ({@link #mhcPreForward}, whose outputs
+     * and parameters are the ones named {@code ...N}). One call, so that a backend can do both
+     * on a token while its streams are in cache.
+     */
+    public void mixMhcPreForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y,
+                                 float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] rmsN, float[] hN,
+                                 float[] zresN, float[] phiN, float[] alphaN, float[] biasN,
+                                 int N, int n, int C, int iters) {
+        mixForward(xout, x, hres, hpost, y, N, n, C);
+        mhcPreForward(u, hpreN, hpostN, hresN, rmsN, hN, zresN, xout, phiN, alphaN, biasN, N, n, C, iters);
+    }
+
+    /**
+     * The backward of the mHC connection before sublayer l ({@link #mhcPreBackward}, which
+     * completes {@code dx}, the gradient of sublayer l's input streams), then the backward of
+     * the mix after sublayer l-1 ({@link #mixBackward} with {@code dx} as its output gradient,
+     * overwriting {@code dxMix, dyMix, dhresMix, dhpostMix}). One call, for the same reason as
+     * {@link #mixMhcPreForward}.
+     */
+    public void mhcPreMixBackward(float[] dx, float[] dphi, float[] dalpha, float[] dbias, float[] du,
+                                  float[] dhpost, float[] dhres, float[] x, float[] hpre, float[] hpost,
+                                  float[] rms, float[] h, float[] zres, float[] phi, float[] alpha,
+                                  float[] dxMix, float[] dyMix, float[] dhresMix, float[] dhpostMix, float[] xMix,
+                                  float[] hresMix, float[] hpostMix, float[] yMix,
+                                  int N, int n, int C, int iters) {
+        mhcPreBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, phi, alpha,
+                N, n, C, iters);
+        mixBackward(dxMix, dyMix, dhresMix, dhpostMix, dx, xMix, hresMix, hpostMix, yMix, true, N, n, C);
+    }
+
+    /**
      * HC before the sublayer: the normalized streams {@code xbar}, the coefficients (keeping the
      * tanh values) and the sublayer input {@code u = sum_j Hpre[j] x[j]}.
      */
@@ -155,9 +187,11 @@ public class Ops {
     }
 
     /**
-     * The backward of the mix after a sublayer ({@link #mixForward}): adds into the streams'
+     * The backward of the mix after a sublayer ({@link #mixForward}): writes the streams'
      * gradient {@code dx} and the sublayer output's {@code dy}, and, for the dynamic connections
-     * ({@code coeffs}), into the coefficient gradients {@code dhres} and {@code dhpost}.
+     * ({@code coeffs}), the coefficient gradients {@code dhres} and {@code dhpost}. Unlike the
+     * kernels, it overwrites: these are the first contributions to each, and a fast path saves
+     * the zeroing pass over the n*C stream gradient.
      */
     public void mixBackward(float[] dx,     // (N, n, C)
                             float[] dy,     // (N, C)
@@ -169,8 +203,12 @@ public class Ops {
                             float[] hpost,  // (N, n)
                             float[] y,      // (N, C)
                             boolean coeffs, int N, int n, int C) {
+        Arrays.fill(dx, 0, N * n * C, 0f);
+        Arrays.fill(dy, 0, N * C, 0f);
         mixBackwardStreams(dx, dy, dxout, hres, hpost, N, n, C);
         if (coeffs) {
+            Arrays.fill(dhres, 0, N * n * n, 0f);
+            Arrays.fill(dhpost, 0, N * n, 0f);
             mixBackwardCoeffs(dhres, dhpost, dxout, x, y, N, n, C);
         }
     }
