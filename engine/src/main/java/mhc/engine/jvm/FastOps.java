@@ -152,7 +152,7 @@ public class FastOps extends FusedOps {
         float[] workDh = scratch("fast.mhcWorkDh", N * M);
         FastMhc.preBackward(dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), N, n, C, iters);
-        matmulBackwardInput(dx, workDh, phi, 0, N, K, M); // phi^T: transposed once per call by FastGemm
+        matmulBackwardInput(dx, workDh, phi, 0, N, K, M);
         matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
