@@ -71,10 +71,40 @@ public final class FastGemm {
         gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true);
     }
 
-    /** {@code dw[wOff + i*OUT + o] += sum_r inp[r][i] dout[r][o]}: A is inp transposed. */
+    /**
+     * {@code dw[wOff + i*OUT + o] += sum_r inp[r][i] dout[r][o]}: A is inp transposed. With few
+     * outputs (OUT <= NR, such as mHC's projection to n*n+2n coefficients) the product is taken
+     * transposed, {@code dw^T += dout^T · inp}: inp is then packed as B, row by row and
+     * contiguously, instead of being read as a transposed A with one row of inp per step of k,
+     * and the OUT rows fill whole micro-tiles where OUT columns would fill part of one. Every
+     * element is the same FMA chain as the direct product (dw^T starts as dw's values), so the
+     * result is the same bits.
+     */
     public static void matmulBackwardWeight(Workers workers, float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
+        if (OUT <= NR && IN > NR) {
+            float[] dwT = TRANSPOSED.get();
+            if (dwT.length < IN * OUT) {
+                dwT = new float[IN * OUT];
+                TRANSPOSED.set(dwT);
+            }
+            for (int i = 0; i < IN; i++) {
+                for (int o = 0; o < OUT; o++) {
+                    dwT[o * IN + i] = dw[wOff + i * OUT + o];
+                }
+            }
+            gemm(workers, OUT, IN, N, dout, 0, 1, OUT, inp, 0, IN, 1, dwT, 0, IN, true);
+            for (int i = 0; i < IN; i++) {
+                for (int o = 0; o < OUT; o++) {
+                    dw[wOff + i * OUT + o] = dwT[o * IN + i];
+                }
+            }
+            return;
+        }
         gemm(workers, IN, OUT, N, inp, 0, 1, IN, dout, 0, OUT, 1, dw, wOff, OUT, true);
     }
+
+    /** The transposed weight gradient of {@link #matmulBackwardWeight}, one buffer per calling thread. */
+    private static final ThreadLocal<float[]> TRANSPOSED = ThreadLocal.withInitial(() -> new float[0]);
 
     // ------------------------------------------------------------------ row groups (fused kernels)
 
