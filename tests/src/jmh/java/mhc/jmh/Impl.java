@@ -1,11 +1,15 @@
 package mhc.jmh;
 
 import mhc.engine.jvm.FastOps;
+import mhc.engine.jvm.FusedOps;
 import mhc.engine.model.Ops;
 
 import java.util.Random;
 
-/** The implementations compared: {@code plain} (the reference kernels) and {@code fast} (the Vector API path). */
+/**
+ * The implementations compared: {@code plain} (the reference kernels), {@code fused} (the
+ * fused scalar connection kernels, {@code FusedOps}) and {@code fast} (the Vector API path).
+ */
 final class Impl {
     private Impl() {
     }
@@ -18,8 +22,14 @@ final class Impl {
                 }
                 yield new Ops();
             }
+            case "fused" -> {
+                if (threads != 1) {
+                    throw new IllegalArgumentException("the fused kernels are single-threaded: use threads=1");
+                }
+                yield new FusedOps();
+            }
             case "fast" -> new FastOps(threads);
-            default -> throw new IllegalArgumentException("impl: plain or fast, not " + impl);
+            default -> throw new IllegalArgumentException("impl: plain, fused or fast, not " + impl);
         };
     }
 

@@ -20,10 +20,11 @@ import static mhc.engine.jvm.VectorMath.exp;
  *       their exact backward) is tiny per token and full of short row and column sums, so it is
  *       vectorized across tokens instead: a group of VL tokens is transposed into
  *       structure-of-arrays form (entry e of all VL tokens in one vector) and every step of
- *       the plain per-token code runs once per group, lane-wise. Each lane then performs the
- *       plain kernel's operations in the plain kernel's order (sums from 0 in index order,
- *       division, not multiplication by a reciprocal), so Sinkhorn-Knopp's result differs from
- *       {@link MhcFused}'s only through exp (the {@link VectorMath} polynomial, about 1 ulp).
+ *       the plain per-token code runs once per group, lane-wise, with the sums in the plain
+ *       kernel's order. One difference: each row or column is multiplied by the reciprocal of
+ *       its sum where the plain kernel divides every entry (one vector division per row instead
+ *       of n, and of 3n in the backward; division is the slowest vector instruction), which
+ *       changes results by an ulp or so, as exp does (the {@link VectorMath} polynomial).
  *       A last partial group fills its unused lanes with zero logits and never writes them back.</li>
  * </ul>
  * Tokens are processed in groups of VL for both: a group's VL*n*C stream entries (64 KB at
@@ -202,8 +203,9 @@ final class FastMhc {
             for (int i = 0; i < n; i++) {
                 s = s.add(FloatVector.fromArray(SP, w, src + (i * n + j) * VL));
             }
+            FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
             for (int i = 0; i < n; i++) {
-                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).div(s).intoArray(w, dst + (i * n + j) * VL);
+                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).mul(inv).intoArray(w, dst + (i * n + j) * VL);
             }
         }
     }
@@ -215,8 +217,9 @@ final class FastMhc {
             for (int j = 0; j < n; j++) {
                 s = s.add(FloatVector.fromArray(SP, w, src + (i * n + j) * VL));
             }
+            FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
             for (int j = 0; j < n; j++) {
-                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).div(s).intoArray(w, dst + (i * n + j) * VL);
+                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).mul(inv).intoArray(w, dst + (i * n + j) * VL);
             }
         }
     }
@@ -348,14 +351,15 @@ final class FastMhc {
         for (int i = 0; i < n; i++) {
             s = s.add(FloatVector.fromArray(SP, w, src + first + i * stride));
         }
+        FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
         FloatVector dot = FloatVector.zero(SP);
         for (int i = 0; i < n; i++) {
             FloatVector g = FloatVector.fromArray(SP, w, gOff + first + i * stride);
-            dot = dot.add(g.mul(FloatVector.fromArray(SP, w, src + first + i * stride)).div(s));
+            dot = g.mul(FloatVector.fromArray(SP, w, src + first + i * stride)).fma(inv, dot);
         }
         for (int i = 0; i < n; i++) {
             int o = gOff + first + i * stride;
-            FloatVector.fromArray(SP, w, o).sub(dot).div(s).intoArray(w, o);
+            FloatVector.fromArray(SP, w, o).sub(dot).mul(inv).intoArray(w, o);
         }
     }
 
