@@ -238,6 +238,32 @@ class FastKernelTest {
         close("swigluBackward dh3 " + N + "x" + F, d3R, d3G);
     }
 
+    /** RoPE on the fast path uses the plain kernel's very operations: bit-identical, forward and backward. */
+    @ParameterizedTest
+    @MethodSource("ropeShapes")
+    void ropeIsBitIdenticalToPlain(int[] shape) {
+        int N = shape[0], T = shape[1], C = shape[2], H = shape[3];
+        Random rnd = new Random(N * 31L + T * 7L + C + H);
+        int half = C / H / 2;
+        float[] cos = new float[T * half], sin = new float[T * half];
+        mhc.kernels.Rope.ropeTables(cos, sin, T, C / H);
+        float[] x = gaussF(rnd, N * C, 1), dout = gaussF(rnd, N * C, 1), d0 = gaussF(rnd, N * C, 1);
+        float[] ref = nan(N * C), got = nan(N * C);
+        new Ops().ropeForward(ref, x, cos, sin, N, T, C, H);
+        new FastOps().ropeForward(got, x, cos, sin, N, T, C, H);
+        assertArrayEquals(ref, got, "ropeForward " + Arrays.toString(shape));
+        float[] dR = d0.clone(), dG = d0.clone();
+        new Ops().ropeBackward(dR, dout, cos, sin, N, T, C, H);
+        new FastOps().ropeBackward(dG, dout, cos, sin, N, T, C, H);
+        assertArrayEquals(dR, dG, "ropeBackward " + Arrays.toString(shape));
+    }
+
+    /** (N, T, C, H): head halves shorter than, equal to and longer than a vector, with a tail. */
+    static Stream<int[]> ropeShapes() {
+        return Stream.of(new int[]{7, 7, 12, 2}, new int[]{33, 11, 128, 2}, new int[]{40, 20, 136, 2},
+                new int[]{64, 32, 256, 4});
+    }
+
     @ParameterizedTest
     @MethodSource("rowShapes")
     void rmsnormMatchesPlain(int[] shape) {

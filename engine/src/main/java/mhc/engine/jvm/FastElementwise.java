@@ -259,4 +259,66 @@ final class FastElementwise {
             param[i] = p - stepSize * mi / ((float) Math.sqrt(vi) / sqrtBc2 + eps);
         }
     }
+
+    // ------------------------------------------------------------------ RoPE
+
+    /**
+     * {@code Rope.ropeForward} along each head's half-vectors: the same multiplies and adds
+     * (no fused multiply-add), so the same bits.
+     */
+    static void ropeForward(float[] out, float[] inp, float[] cos, float[] sin, int N, int T, int C, int H) {
+        int D = C / H;
+        int half = D / 2;
+        int bound = SP.loopBound(half);
+        for (int r = 0; r < N; r++) {
+            int to = (r % T) * half;
+            for (int h = 0; h < H; h++) {
+                int a0 = r * C + h * D;
+                int i = 0;
+                for (; i < bound; i += VL) {
+                    FloatVector x0 = FloatVector.fromArray(SP, inp, a0 + i);
+                    FloatVector x1 = FloatVector.fromArray(SP, inp, a0 + half + i);
+                    FloatVector c = FloatVector.fromArray(SP, cos, to + i);
+                    FloatVector s = FloatVector.fromArray(SP, sin, to + i);
+                    x0.mul(c).sub(x1.mul(s)).intoArray(out, a0 + i);
+                    x0.mul(s).add(x1.mul(c)).intoArray(out, a0 + half + i);
+                }
+                for (; i < half; i++) {
+                    float x0 = inp[a0 + i];
+                    float x1 = inp[a0 + half + i];
+                    out[a0 + i] = x0 * cos[to + i] - x1 * sin[to + i];
+                    out[a0 + half + i] = x0 * sin[to + i] + x1 * cos[to + i];
+                }
+            }
+        }
+    }
+
+    /** {@code Rope.ropeBackward}, vectorized the same way (the same bits). */
+    static void ropeBackward(float[] dinp, float[] dout, float[] cos, float[] sin, int N, int T, int C, int H) {
+        int D = C / H;
+        int half = D / 2;
+        int bound = SP.loopBound(half);
+        for (int r = 0; r < N; r++) {
+            int to = (r % T) * half;
+            for (int h = 0; h < H; h++) {
+                int a0 = r * C + h * D;
+                int i = 0;
+                for (; i < bound; i += VL) {
+                    FloatVector d0 = FloatVector.fromArray(SP, dout, a0 + i);
+                    FloatVector d1 = FloatVector.fromArray(SP, dout, a0 + half + i);
+                    FloatVector c = FloatVector.fromArray(SP, cos, to + i);
+                    FloatVector s = FloatVector.fromArray(SP, sin, to + i);
+                    FloatVector.fromArray(SP, dinp, a0 + i).add(d0.mul(c).add(d1.mul(s))).intoArray(dinp, a0 + i);
+                    FloatVector.fromArray(SP, dinp, a0 + half + i).add(d0.neg().mul(s).add(d1.mul(c)))
+                            .intoArray(dinp, a0 + half + i);
+                }
+                for (; i < half; i++) {
+                    float d0 = dout[a0 + i];
+                    float d1 = dout[a0 + half + i];
+                    dinp[a0 + i] += d0 * cos[to + i] + d1 * sin[to + i];
+                    dinp[a0 + half + i] += -d0 * sin[to + i] + d1 * cos[to + i];
+                }
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ import mhc.kernels.RmsNorm;
  *   <li>the three products of every linear map: {@link FastGemm}, packed and blocked;
  *   <li>attention: {@link FastAttention}, tiled with an online softmax; its state is the per-row
  *       log-sum-exp (B*H*T floats), not the probabilities;
- *   <li>SwiGLU, RMSNorm (also HC's unweighted one, which calls it with all-ones weights),
+ *   <li>SwiGLU, RMSNorm (also HC's unweighted one, which calls it with all-ones weights), RoPE,
  *       cross-entropy and AdamW: {@link FastElementwise};
  *   <li>the mHC projection {@code h = v · phi} and its gradients, taken out of the fused kernel
  *       onto the GEMM.
@@ -109,6 +109,16 @@ public class FastOps extends FusedOps {
     @Override
     public void rmsnormWeightBackward(float[] dw, float[] dout, float[] x, float[] rstd, int N, int C) {
         FastElementwise.rmsnormWeightBackward(dw, dout, x, rstd, N, C);
+    }
+
+    @Override
+    public void ropeForward(float[] out, float[] inp, float[] cos, float[] sin, int N, int T, int C, int H) {
+        FastElementwise.ropeForward(out, inp, cos, sin, N, T, C, H);
+    }
+
+    @Override
+    public void ropeBackward(float[] dinp, float[] dout, float[] cos, float[] sin, int N, int T, int C, int H) {
+        FastElementwise.ropeBackward(dinp, dout, cos, sin, N, T, C, H);
     }
 
     @Override
