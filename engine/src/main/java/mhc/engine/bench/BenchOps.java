@@ -80,6 +80,8 @@ public final class BenchOps {
         bwd.add(sinkhornBackward(s));
         fwd.add(mhcPreForward(s));
         bwd.add(mhcPreBackward(s));
+        fwd.add(mixMhcPreForward(s));
+        bwd.add(mhcPreMixBackward(s));
         fwd.add(hcPreForward(s));
         bwd.add(hcPreBackward(s));
         fwd.add(moeRouteForward(s));
@@ -688,6 +690,69 @@ public final class BenchOps {
                 public void run(Ops ops) {
                     ops.mhcPreBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, in.x(), hpre, hpost, rms, h, zres,
                             in.phi(), in.alpha(), N, n, C, it);
+                }
+            };
+        });
+    }
+
+    /** The mix after one sublayer and the mHC connection before the next, as the model calls them. */
+    static OpCase mixMhcPreForward(Shapes s) {
+        int N = s.N(), n = s.n(), C = s.C(), M = s.M(), it = s.iters();
+        return new OpCase("mixMhcPreForward", FORWARD, streamShape(s) + " M=" + M, mhcPreFlops(s, 1) + 2.0 * N * n * C * (n + 1),
+                FLOP, "mhcPreForward's FLOP + 2NnC(n+1) (the mix)", CHAINED, seed -> {
+            Rand r = new Rand(seed);
+            MixInputs mix = MixInputs.make(r, N, n, C);
+            MhcInputs in = MhcInputs.make(r, s);
+            return new Instance() {
+                final float[] xout = overwritten("xout", N * n * C);
+                final float[] u = overwritten("u", N * C);
+                final float[] hpre = overwritten("hpre", N * n);
+                final float[] hpost = overwritten("hpost", N * n);
+                final float[] hres = overwritten("hres", N * n * n);
+                final float[] rms = state(N), h = state(N * M), zres = state(N * n * n);
+
+                @Override
+                public void run(Ops ops) {
+                    ops.mixMhcPreForward(xout, mix.x(), mix.hres(), mix.hpost(), mix.y(), u, hpre, hpost, hres, rms, h, zres,
+                            in.phi(), in.alpha(), in.bias(), N, n, C, it);
+                }
+            };
+        });
+    }
+
+    /** The mHC connection's backward and the previous sublayer's mix backward, as the model calls them. */
+    static OpCase mhcPreMixBackward(Shapes s) {
+        int N = s.N(), n = s.n(), C = s.C(), M = s.M(), it = s.iters();
+        return new OpCase("mhcPreMixBackward", BACKWARD, streamShape(s) + " M=" + M,
+                mhcPreFlops(s, 2) + 2.0 * N * n * C * (2 * n + 1), FLOP,
+                "mhcPreBackward's FLOP + 2NnC(2n+1) (the mix backward)", CHAINED, seed -> {
+            Rand r = new Rand(seed);
+            MhcInputs in = MhcInputs.make(r, s);
+            MixInputs mix = MixInputs.make(r, N, n, C);
+            float[] du = r.gauss(N * C, 1), dhpost = r.gauss(N * n, 1), dhres = r.gauss(N * n * n, 1);
+            float[] dxStart = r.gauss(N * n * C, 1); // the mix's part of dx, which the mix backward below reads completed
+            return new Instance() {
+                final float[] dx = updated("dx", dxStart);
+                final float[] dphi = accumulated("dphi", n * C * M);
+                final float[] dalpha = accumulated("dalpha", 3);
+                final float[] dbias = accumulated("dbias", M);
+                final float[] dxMix = overwritten("dxMix", N * n * C);
+                final float[] dyMix = overwritten("dyMix", N * C);
+                final float[] dhresMix = overwritten("dhresMix", N * n * n);
+                final float[] dhpostMix = overwritten("dhpostMix", N * n);
+                final float[] hpre = state(N * n), hpost = state(N * n), rms = state(N), h = state(N * M), zres = state(N * n * n);
+
+                @Override
+                public void prepare(Ops ops) {
+                    ops.mhcPreForward(state(N * C), hpre, hpost, state(N * n * n), rms, h, zres, in.x(), in.phi(), in.alpha(),
+                            in.bias(), N, n, C, it);
+                }
+
+                @Override
+                public void run(Ops ops) {
+                    ops.mhcPreMixBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, in.x(), hpre, hpost, rms, h, zres,
+                            in.phi(), in.alpha(), dxMix, dyMix, dhresMix, dhpostMix, mix.x(), mix.hres(), mix.hpost(), mix.y(),
+                            N, n, C, it);
                 }
             };
         });
