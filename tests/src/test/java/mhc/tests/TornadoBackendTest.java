@@ -24,6 +24,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * its JVM with the SDK's argfile and {@code -Dtornado.recover.bailout=False}, so a kernel that
  * TornadoVM cannot compile fails instead of silently running as Java). Elsewhere it is skipped.
  * Device selection: {@code -Dmhc.test.device=B:D} (default: TornadoVM's default device).
+ * Covered: single kernel calls (the gradients of all six connection x FFN combinations), the
+ * captured pass that training replays with activations kept on the device (residual, hc, mhc,
+ * checked on a replay with new inputs and parameters), and ten training steps.
  *
  * <p>Tolerance: the device runs the same float kernels but may contract multiply-adds and use
  * its own exp/tanh, so results differ by rounding: loss within 1e-5 relative; every gradient
@@ -63,6 +66,40 @@ class TornadoBackendTest {
             float[] r = jvm.grads().get(name), g = dev.grads().get(name);
             Check.close(connection + "/" + ffn + " grad." + name + " on " + tornado.description(), r, g,
                     1e-4 * maxAbs(r) + 1e-5 * globalMax, 0);
+        }
+    }
+
+    /**
+     * The captured pass ({@code Model.forwardBackward}: all kernels of forward and backward in
+     * one graph, activations and gradients kept on the device) against the JVM, on a second
+     * batch after the capture, so that the replay is checked with new inputs and new parameters.
+     */
+    @ParameterizedTest(name = "{0}/dense")
+    @CsvSource({"residual", "hc", "mhc"})
+    void capturedPassEqualsTheJvm(String connection) {
+        Config cfg = Models.small(connection, "dense");
+        Params p = Models.perturbed(cfg, 22);
+        mhc.engine.model.Ops ops = tornado.newOps();
+        assertTrue(ops.canCapture(), "the tornado backend captures");
+        Model dev = new Model(p, ops);
+        dev.forwardBackward(Models.tokens(2, 5, 5), 2, 5, 10);
+        Params q = Models.perturbed(cfg, 23);
+        for (String name : p.names()) {
+            System.arraycopy(q.get(name), 0, p.get(name), 0, p.get(name).length);
+        }
+        int[] tokens = Models.tokens(2, 5, 6);
+        double ld = dev.forwardBackward(tokens, 2, 5, 10);
+        Model jvm = new Model(p);
+        double lj = jvm.forward(tokens, 2, 5);
+        jvm.backward(10);
+        assertEquals(lj, ld, 1e-5 * lj, connection + " loss of the replay on " + tornado.description());
+        double globalMax = 0;
+        for (String name : p.names()) {
+            globalMax = Math.max(globalMax, maxAbs(jvm.grads().get(name)));
+        }
+        for (String name : p.names()) {
+            Check.close(connection + " replay grad." + name + " on " + tornado.description(), jvm.grads().get(name),
+                    dev.grads().get(name), 1e-4 * maxAbs(jvm.grads().get(name)) + 1e-5 * globalMax, 0);
         }
     }
 

@@ -4,8 +4,10 @@ import mhc.engine.Config;
 import mhc.engine.ParamSpec;
 import mhc.kernels.Rope;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 
 /**
  * The model of shared/spec/MODEL.md, forward and backward, composed from the plain kernels.
@@ -106,6 +108,13 @@ public final class Model {
      * returns the mean cross-entropy.
      */
     public double forward(int[] batch, int B, int T) {
+        load(batch, B, T);
+        forwardCalls();
+        return meanLoss();
+    }
+
+    /** Sizes the buffers for B x T and copies the batch into the inputs and targets. */
+    private void load(int[] batch, int B, int T) {
         if (batch.length != B * (T + 1)) {
             throw new IllegalArgumentException("batch has " + batch.length + " tokens, expected B*(T+1) = " + B * (T + 1));
         }
@@ -116,12 +125,70 @@ public final class Model {
                 targets[b * T + t] = batch[b * (T + 1) + t + 1];
             }
         }
+    }
+
+    /** The mean of the per-position losses the last forward computed. */
+    private double meanLoss() {
+        double sum = 0;
+        for (int r = 0; r < N; r++) {
+            sum += losses[r];
+        }
+        loss = sum / N;
+        return loss;
+    }
+
+    /**
+     * {@link #forward} then {@link #backward(int)}, on a backend that can capture (TornadoVM):
+     * the first call records the pass's kernel calls and every later call with the same shape
+     * replays them, with activations and gradients kept on the device between kernels. Each
+     * replay copies the parameters, inputs and targets in and the losses and gradients out.
+     * Returns the mean loss. Elsewhere, and for MoE (whose expert row counts steer the host),
+     * the same as the two calls. The activations on the host are not updated by a replay:
+     * {@link #gains()} and {@link #firstNonFinite()} need a {@link #forward} first.
+     */
+    public double forwardBackward(int[] batch, int B, int T, int totalTokens) {
+        if (!ops.canCapture() || cfg.isMoe()) {
+            forward(batch, B, T);
+            backward(totalTokens);
+            return loss;
+        }
+        load(batch, B, T);
+        if (captured == null || captured[0] != B || captured[1] != T || captured[2] != totalTokens
+                || capturedInputs != inputs) {
+            ops.beginCapture();
+            try {
+                forwardCalls();
+                backward(totalTokens);
+            } finally {
+                List<Object> in = new ArrayList<>(List.of(inputs, targets));
+                List<Object> out = new ArrayList<>(List.of(losses));
+                for (String name : params.names()) {
+                    in.add(params.get(name));
+                    out.add(grads.get(name));
+                }
+                ops.endCapture(in.toArray(), out.toArray());
+            }
+            captured = new int[]{B, T, totalTokens};
+            capturedInputs = inputs;
+        }
+        ops.replay();
+        return meanLoss();
+    }
+
+    /** The shape of the captured pass (B, T, totalTokens), and the buffers it was captured on. */
+    private int[] captured;
+    private int[] capturedInputs;
+
+    /** The forward's kernel calls, from the embedding to the per-position losses. */
+    private void forwardCalls() {
+        ops.scope("embed");
         ops.embeddingForward(xs[0], inputs, params.get("embed"), N, n, C);
         boolean mhc = cfg.connection().equals("mhc");
         for (int l = 0; l < L2; l++) {
             Sub s = subs[l];
             String p = ParamSpec.sublayerPrefix(l);
             float[] x = xs[l];
+            ops.scope(p.substring(0, p.length() - 1));
             switch (cfg.connection()) {
                 // mhc: for l > 0 already done by the previous sublayer's mixMhcPreForward
                 case "mhc" -> {
@@ -155,16 +222,11 @@ public final class Model {
                 ops.mixForward(xs[l + 1], x, s.hres, s.hpost, s.y, N, n, C);
             }
         }
+        ops.scope("head");
         ops.collapseForward(uf, xs[L2], N, n, C);
         ops.rmsnormForward(af, rstdf, uf, params.get("final_norm"), N, C);
         ops.matmulForward(logits, af, params.get("head"), 0, N, C, V);
         ops.crossEntropyForward(losses, probs, logits, targets, N, V);
-        double sum = 0;
-        for (int r = 0; r < N; r++) {
-            sum += losses[r];
-        }
-        loss = sum / N;
-        return loss;
     }
 
     private void attentionForward(Sub s, String p) {
@@ -190,7 +252,7 @@ public final class Model {
         ops.matmulForward(s.rlogits, s.a, params.get(p + "router"), 0, N, C, E);
         ops.moeRouteForward(s.sel, s.gates, s.scores, s.rlogits, params.get(p + "router_bias"), N, E, K);
         ops.moeDispatch(s.rows, s.slots, s.counts, s.sel, N, E, K);
-        Arrays.fill(s.y, 0f);
+        ops.zero(s.y, N * C);
         for (int e = 0; e < E + S; e++) {
             boolean shared = e >= E;
             int cnt = shared ? N : s.counts[e];
@@ -238,7 +300,11 @@ public final class Model {
         if (subs == null) {
             throw new IllegalStateException("backward() before forward()");
         }
-        grads.zero();
+        for (String name : grads.names()) {
+            float[] g = grads.get(name);
+            ops.zero(g, g.length);
+        }
+        ops.scope("head");
         float[] dlogits = zeros("dlogits", N * V);
         ops.crossEntropyBackward(dlogits, probs, targets, 1f / totalTokens, N, V);
         ops.matmulBackwardWeight(grads.get("head"), af, dlogits, 0, N, C, V);
@@ -268,6 +334,7 @@ public final class Model {
             Sub s = subs[l];
             String p = ParamSpec.sublayerPrefix(l);
             float[] x = xs[l];
+            ops.scope(p.substring(0, p.length() - 1));
             float[] dhres = dhresOf(l);
             float[] dhpost = dhpostOf(l);
             if (!mhc) {
@@ -310,6 +377,7 @@ public final class Model {
             dx = dxPrev;
             dxPrev = t;
         }
+        ops.scope("embed");
         ops.embeddingBackward(grads.get("embed"), dx, inputs, N, n, C);
     }
 
@@ -652,7 +720,7 @@ public final class Model {
 
     private float[] zeros(String name, int size) {
         float[] a = scratch(name, size);
-        Arrays.fill(a, 0f);
+        ops.zero(a, size);
         return a;
     }
 

@@ -203,12 +203,12 @@ public class Ops {
                             float[] hpost,  // (N, n)
                             float[] y,      // (N, C)
                             boolean coeffs, int N, int n, int C) {
-        Arrays.fill(dx, 0, N * n * C, 0f);
-        Arrays.fill(dy, 0, N * C, 0f);
+        zero(dx, N * n * C);
+        zero(dy, N * C);
         mixBackwardStreams(dx, dy, dxout, hres, hpost, N, n, C);
         if (coeffs) {
-            Arrays.fill(dhres, 0, N * n * n, 0f);
-            Arrays.fill(dhpost, 0, N * n, 0f);
+            zero(dhres, N * n * n);
+            zero(dhpost, N * n);
             mixBackwardCoeffs(dhres, dhpost, dxout, x, y, N, n, C);
         }
     }
@@ -254,8 +254,50 @@ public class Ops {
 
     protected float[] zeros(String name, int size) {
         float[] a = scratch(name, size);
-        Arrays.fill(a, 0f);
+        zero(a, size);
         return a;
+    }
+
+    /** {@code a[0..size) = 0}: a kernel like the others, so that a device backend clears its own copy. */
+    public void zero(float[] a, int size) {
+        Arrays.fill(a, 0, size, 0f);
+    }
+
+    // ------------------------------------------------------------------ capture and replay
+
+    /**
+     * Whether this backend can record the kernel calls of a forward and backward pass and replay
+     * them as one unit with the buffers kept where the kernels run ({@link #beginCapture}).
+     * The JVM backends run each call as it comes and cannot.
+     */
+    public boolean canCapture() {
+        return false;
+    }
+
+    /** From here to {@link #endCapture}, kernel calls are recorded, not run. */
+    public void beginCapture() {
+        throw new UnsupportedOperationException("this backend cannot capture a pass");
+    }
+
+    /**
+     * Ends the recording. {@code in}: the arrays the host changes between replays (copied to
+     * the device before each); {@code out}: the arrays the host reads after each (copied back).
+     * Every other array the calls touch is copied to the device once and then stays there.
+     */
+    public void endCapture(Object[] in, Object[] out) {
+        throw new UnsupportedOperationException("this backend cannot capture a pass");
+    }
+
+    /** Runs the recorded calls once, with the transfers {@link #endCapture} set up. */
+    public void replay() {
+        throw new UnsupportedOperationException("this backend cannot capture a pass");
+    }
+
+    /**
+     * The part of the model the next calls belong to ({@code "blocks.1.attn"}, {@code "head"},
+     * ...), for a backend that names its device tasks after the model. Ignored here.
+     */
+    public void scope(String part) {
     }
 
     /** All ones: the weight of the unweighted RMSNorm of HC. */

@@ -79,7 +79,17 @@ public final class StepRunner implements AutoCloseable {
             int[] row = new int[T + 1];
             for (int c = next.getAndIncrement(); c < B; c = next.getAndIncrement()) {
                 System.arraycopy(batch, c * (T + 1), row, 0, T + 1);
-                m.forward(row, 1, T);
+                // forwardBackward: on a device backend, a replay of the captured pass with the
+                // activations kept on the device. The gains and the search for a non-finite
+                // value read the host's activations, so those steps run call by call.
+                boolean replayed = false;
+                if (!withGains) {
+                    m.forwardBackward(row, 1, T, total);
+                    replayed = Double.isFinite(m.loss());
+                }
+                if (!replayed) {
+                    m.forward(row, 1, T);
+                }
                 nonFinite[c] = Double.isFinite(m.loss()) ? null : m.firstNonFinite();
                 chunkLoss[c] = m.lossSum();
                 if (withGains) {
@@ -91,7 +101,9 @@ public final class StepRunner implements AutoCloseable {
                         chunkLoads[c][l] = m.expertLoads(l);
                     }
                 }
-                m.backward(total);
+                if (!replayed) {
+                    m.backward(total);
+                }
                 synchronized (added) {
                     while (added[0] != c) {
                         try {
