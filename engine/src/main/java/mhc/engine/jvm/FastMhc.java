@@ -49,9 +49,10 @@ final class FastMhc {
     static int workSize(int n, int iters) {
         int nn = n * n;
         int M = nn + 2 * n;
-        // z / coefficients (M), the Sinkhorn states (2*iters+1 of nn), the gradient (nn), per lane,
-        // plus one VL-float row each for the per-lane max, 1/rms, and a lane-sum buffer
-        return (M + (2 * iters + 2) * nn + 3) * VL;
+        // per lane: z / coefficients (M), the Sinkhorn states (2*iters+1 of nn), the gradient (nn);
+        // then one VL-float row for the per-lane max (the max-shift sum in the backward) and
+        // one lane-sum buffer
+        return (M + (2 * iters + 2) * nn + 2) * VL;
     }
 
     // ------------------------------------------------------------------ forward
@@ -76,8 +77,8 @@ final class FastMhc {
         int K = n * C;
         int zOff = 0;                  // (M, VL): logits, then coefficients
         int sOff = M * VL;             // Sinkhorn state (nn, VL), in place
-        int maxOff = work.length - 3 * VL;
-        int tmpOff = maxOff + 2 * VL;
+        int maxOff = work.length - 2 * VL;
+        int tmpOff = maxOff + VL;
         // rms per token, and the logits transposed into (entry, lane)
         for (int l = 0; l < VL; l++) {
             if (l >= G) {
@@ -199,28 +200,26 @@ final class FastMhc {
     /** One column step of Sinkhorn-Knopp on a group: {@code dst[i][j] = src[i][j] / sum_i src[i][j]}. */
     private static void normalizeColumns(float[] w, int src, int dst, int n) {
         for (int j = 0; j < n; j++) {
-            FloatVector s = FloatVector.zero(SP);
-            for (int i = 0; i < n; i++) {
-                s = s.add(FloatVector.fromArray(SP, w, src + (i * n + j) * VL));
-            }
-            FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
-            for (int i = 0; i < n; i++) {
-                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).mul(inv).intoArray(w, dst + (i * n + j) * VL);
-            }
+            normalize(w, src, dst, n, j * VL, n * VL);
         }
     }
 
     /** One row step of Sinkhorn-Knopp on a group: {@code dst[i][j] = src[i][j] / sum_j src[i][j]}. */
     private static void normalizeRows(float[] w, int src, int dst, int n) {
         for (int i = 0; i < n; i++) {
-            FloatVector s = FloatVector.zero(SP);
-            for (int j = 0; j < n; j++) {
-                s = s.add(FloatVector.fromArray(SP, w, src + (i * n + j) * VL));
-            }
-            FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
-            for (int j = 0; j < n; j++) {
-                FloatVector.fromArray(SP, w, src + (i * n + j) * VL).mul(inv).intoArray(w, dst + (i * n + j) * VL);
-            }
+            normalize(w, src, dst, n, i * n * VL, VL);
+        }
+    }
+
+    /** Divides the n entries {@code stride} apart from {@code first} (a row or a column) by their sum. */
+    private static void normalize(float[] w, int src, int dst, int n, int first, int stride) {
+        FloatVector s = FloatVector.zero(SP);
+        for (int i = 0; i < n; i++) {
+            s = s.add(FloatVector.fromArray(SP, w, src + first + i * stride));
+        }
+        FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
+        for (int i = 0; i < n; i++) {
+            FloatVector.fromArray(SP, w, src + first + i * stride).mul(inv).intoArray(w, dst + first + i * stride);
         }
     }
 
@@ -250,8 +249,8 @@ final class FastMhc {
         int S = 2 * iters;
         int gOff = 0;                  // (nn, VL) the gradient, in place
         int sOff = nn * VL;            // (max(S,1), nn, VL) the recomputed states
-        int maxOff = work.length - 3 * VL;
-        int tmpOff = maxOff + 2 * VL;
+        int maxOff = work.length - 2 * VL;
+        int tmpOff = maxOff + VL;
         // dHpre[j] = du · x[j] through the sigmoid; dHpost through its sigmoid; transposes
         for (int l = 0; l < VL; l++) {
             if (l >= G) {

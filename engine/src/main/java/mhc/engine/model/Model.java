@@ -40,6 +40,8 @@ public final class Model {
     private float[] uf, rstdf, af, logits, probs, losses;
     private float[] ropeCos, ropeSin;  // (T, D/2)
     private double loss;
+    private int[] captured;       // forwardBackward: the shape of the captured pass (B, T, totalTokens)
+    private int[] capturedInputs; // and the inputs buffer it was captured on
     private final HashMap<String, float[]> scratch = new HashMap<>();
 
     /** Activations of one sublayer, kept from forward to backward. */
@@ -174,10 +176,6 @@ public final class Model {
         ops.replay();
         return meanLoss();
     }
-
-    /** The shape of the captured pass (B, T, totalTokens), and the buffers it was captured on. */
-    private int[] captured;
-    private int[] capturedInputs;
 
     /** The forward's kernel calls, from the embedding to the per-position losses. */
     private void forwardCalls() {

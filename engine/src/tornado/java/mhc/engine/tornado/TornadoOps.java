@@ -287,8 +287,16 @@ public class TornadoOps extends Ops {
         return capturedCalls;
     }
 
+    /**
+     * On the device while capturing (the array lives there); otherwise on the host, since a
+     * call-by-call kernel copies its arrays from the host anyway.
+     */
     @Override
     public void zero(float[] a, int size) {
+        if (capturing == null) {
+            super.zero(a, size);
+            return;
+        }
         run("zero", (g, id) -> g.task(id, Fill::zero, a, size), arrays(a), size);
     }
 
