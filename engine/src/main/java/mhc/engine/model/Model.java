@@ -149,7 +149,7 @@ public final class Model {
      * {@link #gains()} and {@link #firstNonFinite()} need a {@link #forward} first.
      */
     public double forwardBackward(int[] batch, int B, int T, int totalTokens) {
-        if (!ops.canCapture() || cfg.isMoe()) {
+        if (!capturesPasses()) {
             forward(batch, B, T);
             backward(totalTokens);
             return loss;
@@ -175,6 +175,11 @@ public final class Model {
         }
         ops.replay();
         return meanLoss();
+    }
+
+    /** Whether {@link #forwardBackward} captures and replays (a device backend, and not MoE). */
+    public boolean capturesPasses() {
+        return ops.canCapture() && !cfg.isMoe();
     }
 
     /** The forward's kernel calls, from the embedding to the per-position losses. */

@@ -21,6 +21,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * the total <i>in chunk order</i>, waiting for its turn. So the sums, and every number of a
  * run, are the same for any thread count: a chunk is always one row, and the order of the
  * additions is fixed.
+ *
+ * <p>On a device backend that captures passes (TornadoVM; not MoE), a step without gains is
+ * instead the whole batch as one replayed pass on the first replica: the device parallelizes
+ * inside each kernel, and the parameters and gradients cross to and from it once per step.
  */
 public final class StepRunner implements AutoCloseable {
     private final Params params;
@@ -67,6 +71,17 @@ public final class StepRunner implements AutoCloseable {
     public Result step(int[] batch, int B, int T, Params grads, boolean withGains) {
         grads.zero();
         int total = B * T;
+        if (!withGains && replicas[0].capturesPasses()) {
+            // A device backend: the whole batch as one captured pass on one replica (the device
+            // parallelizes within each kernel), so parameters and gradients cross once per step.
+            Model m = replicas[0];
+            m.forwardBackward(batch, B, T, total);
+            if (Double.isFinite(m.loss())) {
+                addInto(grads, m.grads());
+                return new Result(m.loss(), null, null, null);
+            }
+            grads.zero(); // a non-finite loss: redo the step call by call below, which finds where
+        }
         int L2 = cfg.sublayers();
         double[] chunkLoss = new double[B];
         int[][][] chunkLoads = new int[B][][];
@@ -79,17 +94,7 @@ public final class StepRunner implements AutoCloseable {
             int[] row = new int[T + 1];
             for (int c = next.getAndIncrement(); c < B; c = next.getAndIncrement()) {
                 System.arraycopy(batch, c * (T + 1), row, 0, T + 1);
-                // forwardBackward: on a device backend, a replay of the captured pass with the
-                // activations kept on the device. The gains and the search for a non-finite
-                // value read the host's activations, so those steps run call by call.
-                boolean replayed = false;
-                if (!withGains) {
-                    m.forwardBackward(row, 1, T, total);
-                    replayed = Double.isFinite(m.loss());
-                }
-                if (!replayed) {
-                    m.forward(row, 1, T);
-                }
+                m.forward(row, 1, T);
                 nonFinite[c] = Double.isFinite(m.loss()) ? null : m.firstNonFinite();
                 chunkLoss[c] = m.lossSum();
                 if (withGains) {
@@ -101,9 +106,7 @@ public final class StepRunner implements AutoCloseable {
                         chunkLoads[c][l] = m.expertLoads(l);
                     }
                 }
-                if (!replayed) {
-                    m.backward(total);
-                }
+                m.backward(total);
                 synchronized (added) {
                     while (added[0] != c) {
                         try {
