@@ -29,14 +29,21 @@ import java.util.IdentityHashMap;
 import java.util.function.BiFunction;
 
 /**
- * Every kernel of the model run by TornadoVM on one device, one call at a time: each distinct
- * call (kernel, arrays, sizes) becomes a one-task graph, compiled on first use and cached,
- * that copies its arrays to the device, runs, and copies them back. The same plain kernels
- * as the JVM path: there is no second copy of the math.
+ * Every kernel of the model run by TornadoVM on one device. The same plain kernels as the JVM
+ * path: there is no second copy of the math. Two ways to run:
+ * <ul>
+ *   <li>Call by call: each distinct call (kernel, arrays, sizes) becomes a one-task graph,
+ *       compiled on first use and cached, that copies its arrays to the device, runs, and
+ *       copies them back.</li>
+ *   <li>Captured ({@link #beginCapture} .. {@link #endCapture}, then {@link #replay}): a whole
+ *       forward and backward pass recorded once and replayed as a chain of graphs in one
+ *       execution plan, with the arrays kept on the device between kernels (training steps,
+ *       through {@code Model.forwardBackward}).</li>
+ * </ul>
  *
  * <p>Scalar arguments are compiled into the kernel, so a graph belongs to one shape; the
  * model reuses its buffers from step to step, so after the first step every call finds its
- * graph in the cache.
+ * graph in the cache, and a captured pass is replayed as long as the shape stays.
  */
 public class TornadoOps extends Ops {
     private final TornadoDevice device;
