@@ -69,6 +69,11 @@ public final class Backend {
         return select(null);
     }
 
+    /** The fastest backend on the host JVM itself: {@code fast} with the Vector API, else {@code jvm}. */
+    public static Backend host() {
+        return fast();
+    }
+
     /**
      * The backend named on the command line ({@code null}: the default), unless the system
      * property {@value #PROPERTY} names another.

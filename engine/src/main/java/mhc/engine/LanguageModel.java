@@ -58,7 +58,10 @@ public final class LanguageModel implements AutoCloseable {
         this.params = params;
         this.cfg = params.config();
         this.settings = settings;
-        this.optimizer = optimizer.withOps(backend.newOps()); // AdamW on the same backend
+        // AdamW runs on the backend, except TornadoVM: its gradients come to the host every step
+        // (the optimizer state is not kept on the device), and a device AdamW would copy the
+        // parameters, gradients and both moments there and back for every tensor.
+        this.optimizer = optimizer.withOps(backend.name().equals("tornado") ? Backend.host().newOps() : backend.newOps());
         this.backend = backend;
         this.runner = new StepRunner(params, threads, backend);
     }
