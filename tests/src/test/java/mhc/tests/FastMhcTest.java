@@ -16,9 +16,9 @@ import static mhc.tests.FusedKernelTest.same;
 import static mhc.tests.KernelHarness.gaussF;
 
 /**
- * The fast path's mHC connection and mixes ({@link FastOps}: {@code FastMhc} plus the GEMM)
- * against the plain composition of {@link Ops}, forward outputs and every gradient, with
- * FusedKernelTest's float tolerance ({@code 1e-5 * max|plain| + 1e-4 |plain|} per tensor; the
+ * The fast path's mHC connection and mixes ({@link FastOps}: {@code FastMhc} plus the GEMM),
+ * and its HC forward ({@code FastHc}), against the plain composition of {@link Ops}: forward
+ * outputs and every gradient, with FusedKernelTest's float tolerance ({@code 1e-5 * max|plain| + 1e-4 |plain|} per tensor; the
  * two differ in the order of float sums, fused multiply-adds and a float exp polynomial).
  *
  * <p>Shapes: n = 1, 3, 4; C = 5 (shorter than a vector), 33 and 130 (whole vectors and a
@@ -129,6 +129,20 @@ class FastMhcTest {
         String[] gnames = {"dx", "dphi", "dalpha", "dbias", "dxMix", "dyMix", "dhresMix", "dhpostMix"};
         for (int i = 0; i < gnames.length; i++) {
             same("mhcPreMixBackward " + gnames[i] + tag, got[0][i], got[1][i]);
+        }
+    }
+    /**
+     * HC on the fast path (the vectorized forward of {@code FastHc}, then FusedOps' fused
+     * backward from the state it keeps) against the plain composition, every output and gradient.
+     */
+    @ParameterizedTest(name = "n={0} C={1} N={2}")
+    @MethodSource("mixShapes")
+    void hcPreMatchesPlain(int n, int C, int N) {
+        FusedKernelTest.HcCase t = new FusedKernelTest.HcCase(n, C, N);
+        float[][] plain = FusedKernelTest.runHc(new Ops(), t);
+        float[][] fast = FusedKernelTest.runHc(new FastOps(), t);
+        for (int i = 0; i < plain.length; i++) {
+            same("fast hcPre " + FusedKernelTest.HC_NAMES[i] + " [" + t + "]", plain[i], fast[i]);
         }
     }
 }

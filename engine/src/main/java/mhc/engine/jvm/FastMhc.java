@@ -141,7 +141,7 @@ final class FastMhc {
     }
 
     /** {@code sum x[o..o+K)^2}: VL partial sums, added in lane order. */
-    private static float sumSquares(float[] x, int o, int K, float[] work, int tmpOff) {
+    static float sumSquares(float[] x, int o, int K, float[] work, int tmpOff) {
         FloatVector acc = FloatVector.zero(SP);
         int k = 0;
         for (int bound = SP.loopBound(K); k < bound; k += VL) {
@@ -156,7 +156,7 @@ final class FastMhc {
     }
 
     /** {@code a · b} over {@code len} entries: VL partial sums, added in lane order. */
-    private static float dot(float[] a, int ao, float[] b, int bo, int len, float[] work, int tmpOff) {
+    static float dot(float[] a, int ao, float[] b, int bo, int len, float[] work, int tmpOff) {
         FloatVector acc = FloatVector.zero(SP);
         int c = 0;
         for (int bound = SP.loopBound(len); c < bound; c += VL) {
@@ -179,7 +179,7 @@ final class FastMhc {
     }
 
     /** {@code u[uo..uo+C) = sum_j w[wo+j] x[xo + j*C ..]}, overwriting u. */
-    private static void aggregate(float[] u, int uo, float[] x, int xo, float[] w, int wo, int n, int C) {
+    static void aggregate(float[] u, int uo, float[] x, int xo, float[] w, int wo, int n, int C) {
         int c = 0;
         for (int bound = SP.loopBound(C); c < bound; c += VL) {
             FloatVector acc = FloatVector.fromArray(SP, x, xo + c).mul(w[wo]);

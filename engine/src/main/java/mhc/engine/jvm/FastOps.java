@@ -1,5 +1,6 @@
 package mhc.engine.jvm;
 
+import mhc.kernels.MhcFused;
 import mhc.kernels.RmsNorm;
 
 /**
@@ -165,6 +166,21 @@ public class FastOps extends FusedOps {
         matmulBackwardInput(dx, workDh, phi, 0, N, K, M);
         matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
+    }
+
+    // The HC connection: the forward's dot products and aggregate on the Vector API (FastHc); the
+    // backward stays FusedOps' fused per-token kernel, which recomputes xbar from what both keep.
+
+    /** Does not write {@code xbar}, as {@link FusedOps#hcPreForward}. */
+    @Override
+    public void hcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] xbar, float[] xrstd,
+                             float[] tpre, float[] tpost, float[] tres, float[] x, float[] wPre, float[] wPost,
+                             float[] wRes, float[] pre, float[] post, float[] res, float[] scale,
+                             int N, int n, int C) {
+        float[] wResT = scratch("fast.wResT", n * C);
+        MhcFused.transpose(wResT, wRes, C, n);
+        FastHc.preForward(u, hpre, hpost, hres, xrstd, tpre, tpost, tres, x, wPre, wPost, wResT, pre, post, res, scale,
+                scratch("fast.lanes", VectorMath.VL), N, n, C);
     }
 
     // Across two sublayers: the mix and the next connection on a group of tokens while its
