@@ -17,7 +17,7 @@ import static mhc.tests.KernelHarness.gaussF;
 
 /**
  * The fast path's mHC connection and mixes ({@link FastOps}: {@code FastMhc} plus the GEMM),
- * and its HC forward ({@code FastHc}), against the plain composition of {@link Ops}: forward
+ * and its HC connection ({@code FastHc}), against the plain composition of {@link Ops}: forward
  * outputs and every gradient, with FusedKernelTest's float tolerance ({@code 1e-5 * max|plain| + 1e-4 |plain|} per tensor; the
  * two differ in the order of float sums, fused multiply-adds and a float exp polynomial).
  *
@@ -131,10 +131,7 @@ class FastMhcTest {
             same("mhcPreMixBackward " + gnames[i] + tag, got[0][i], got[1][i]);
         }
     }
-    /**
-     * HC on the fast path (the vectorized forward of {@code FastHc}, then FusedOps' fused
-     * backward from the state it keeps) against the plain composition, every output and gradient.
-     */
+    /** HC on the fast path ({@code FastHc}) against the plain composition, every output and gradient. */
     @ParameterizedTest(name = "n={0} C={1} N={2}")
     @MethodSource("mixShapes")
     void hcPreMatchesPlain(int n, int C, int N) {

@@ -168,10 +168,9 @@ public class FastOps extends FusedOps {
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
 
-    // The HC connection: the forward's dot products and aggregate on the Vector API (FastHc); the
-    // backward stays FusedOps' fused per-token kernel, which recomputes xbar from what both keep.
+    // The HC connection on the Vector API (FastHc): the fused kernels' work, vectorized along C.
 
-    /** Does not write {@code xbar}, as {@link FusedOps#hcPreForward}. */
+    /** Does not write {@code xbar}, as {@link FusedOps#hcPreForward}: the two HC methods go together. */
     @Override
     public void hcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] xbar, float[] xrstd,
                              float[] tpre, float[] tpost, float[] tres, float[] x, float[] wPre, float[] wPost,
@@ -181,6 +180,25 @@ public class FastOps extends FusedOps {
         MhcFused.transpose(wResT, wRes, C, n);
         FastHc.preForward(u, hpre, hpost, hres, xrstd, tpre, tpost, tres, x, wPre, wPost, wResT, pre, post, res, scale,
                 scratch("fast.lanes", VectorMath.VL), N, n, C);
+    }
+
+    /** Does not read {@code xbar}, as {@link FusedOps#hcPreBackward}. */
+    @Override
+    public void hcPreBackward(float[] dx, float[] dwPre, float[] dwPost, float[] dwRes, float[] dpre, float[] dpost,
+                              float[] dres, float[] dscale, float[] du, float[] dhpost, float[] dhres, float[] x,
+                              float[] hpre, float[] xbar, float[] xrstd, float[] tpre, float[] tpost, float[] tres,
+                              float[] wPre, float[] wPost, float[] wRes, float[] scale, int N, int n, int C) {
+        float[] wResT = scratch("fast.wResT", n * C);
+        MhcFused.transpose(wResT, wRes, C, n);
+        float[] dhpre = scratch("fast.hcDhpre", N * n);
+        float[] gp = scratch("fast.hcWorkPre", N * n);
+        float[] gq = scratch("fast.hcWorkPost", N * n);
+        float[] gr = scratch("fast.hcWorkRes", N * n * n);
+        FastHc.preBackwardTokens(dx, dhpre, gp, gq, gr, scratch("fast.hcDxbar", C), du, dhpost, dhres, x, hpre, xrstd,
+                tpre, tpost, tres, wPre, wPost, wResT, scale, scratch("fast.lanes", VectorMath.VL), N, n, C);
+        FastHc.weightsBackward(dwPre, dwPost, dwRes, scratch("fast.hcWorkW", (2 + n) * C), gp, gq, gr, x, xrstd,
+                N, n, C);
+        hcCoeffBackwardStatic(dpre, dpost, dres, dscale, dhpre, dhpost, dhres, tpre, tpost, tres, N, n);
     }
 
     // Across two sublayers: the mix and the next connection on a group of tokens while its
