@@ -1,12 +1,12 @@
 package mhc.engine.jvm;
 
+import mhc.engine.model.Ops;
 import mhc.kernels.MhcFused;
 import mhc.kernels.RmsNorm;
 
 /**
- * The JVM fast path: the model's hot operations on the Vector API ({@code jdk.incubator.vector}),
- * on top of {@link FusedOps}' fused connections. What it replaces, each checked against the plain
- * kernel by the Fast*Test classes:
+ * The JVM fast path: the model's hot operations on the Vector API ({@code jdk.incubator.vector}).
+ * What it replaces, each checked against the plain kernel by the Fast*Test classes:
  *
  * <ul>
  *   <li>the three products of every linear map: {@link FastGemm}, packed and blocked;
@@ -14,8 +14,10 @@ import mhc.kernels.RmsNorm;
  *       log-sum-exp (B*H*T floats), not the probabilities;
  *   <li>SwiGLU, RMSNorm (also HC's unweighted one, which calls it with all-ones weights), RoPE,
  *       cross-entropy and AdamW: {@link FastElementwise};
- *   <li>the mHC projection {@code h = v · phi} and its gradients, taken out of the fused kernel
- *       onto the GEMM.
+ *   <li>the connections: {@link FastMhc} (mHC, with the projection {@code h = v · phi} and its
+ *       gradients on the GEMM, and the mix and the next connection in one pass across a
+ *       sublayer boundary) and {@link FastHc} (HC), the work of the scalar fused kernels of
+ *       {@link FusedOps}, vectorized.
  * </ul>
  *
  * <p>Results are deterministic and independent of the thread count. By default an instance runs
@@ -26,7 +28,7 @@ import mhc.kernels.RmsNorm;
  * <p>Loaded only by reflection from {@code mhc.engine.Backend} when the {@code jdk.incubator.vector}
  * module is present; nothing else refers to this package, so the engine runs without the module.
  */
-public class FastOps extends FusedOps {
+public class FastOps extends Ops {
     private final Workers workers;
 
     /** Single-threaded (the default backend instance: one per model replica). */
@@ -170,7 +172,10 @@ public class FastOps extends FusedOps {
 
     // The HC connection on the Vector API (FastHc): the fused kernels' work, vectorized along C.
 
-    /** Does not write {@code xbar}, as {@link FusedOps#hcPreForward}: the two HC methods go together. */
+    /**
+     * Does not write {@code xbar}: {@link #hcPreBackward} recomputes {@code x * xrstd} instead,
+     * as in {@link FusedOps}. The two HC methods go together.
+     */
     @Override
     public void hcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] xbar, float[] xrstd,
                              float[] tpre, float[] tpost, float[] tres, float[] x, float[] wPre, float[] wPost,
@@ -182,7 +187,7 @@ public class FastOps extends FusedOps {
                 scratch("fast.lanes", VectorMath.VL), N, n, C);
     }
 
-    /** Does not read {@code xbar}, as {@link FusedOps#hcPreBackward}. */
+    /** Does not read {@code xbar} (see {@link #hcPreForward}). */
     @Override
     public void hcPreBackward(float[] dx, float[] dwPre, float[] dwPost, float[] dwRes, float[] dpre, float[] dpost,
                               float[] dres, float[] dscale, float[] du, float[] dhpost, float[] dhres, float[] x,

@@ -289,11 +289,6 @@ public class TornadoOps extends Ops {
         }
     }
 
-    /** Kernels in the captured pass; 0 before a capture. */
-    public int capturedCalls() {
-        return capturedCalls;
-    }
-
     /**
      * On the device while capturing (the array lives there); otherwise on the host, since a
      * call-by-call kernel copies its arrays from the host anyway.
