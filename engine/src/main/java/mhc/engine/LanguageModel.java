@@ -53,14 +53,27 @@ public final class LanguageModel implements AutoCloseable {
     }
 
     private final Backend backend;
+    private Optimizer.DeviceUpdate deviceUpdate; // the optimizer's calls in a step on the device
+    private boolean deviceNewer; // the device holds newer parameters and moments than the host
+
+    /**
+     * After steps on the device, copies the parameters and moments back, so the host copies
+     * (evaluation, generation, checkpoints, {@link #params()}) are current.
+     */
+    private void syncFromDevice() {
+        if (deviceNewer) {
+            runner.pullFromDevice();
+            deviceNewer = false;
+        }
+    }
 
     private LanguageModel(Params params, TrainSettings settings, Optimizer optimizer, int threads, Backend backend) {
         this.params = params;
         this.cfg = params.config();
         this.settings = settings;
-        // AdamW runs on the backend, except TornadoVM: its gradients come to the host every step
-        // (the optimizer state is not kept on the device), and a device AdamW would copy the
-        // parameters, gradients and both moments there and back for every tensor.
+        // AdamW runs on the backend, except TornadoVM: there a step runs whole on the device
+        // (trainStep), and a step on the host (gains, a diverged step) has its gradients on the
+        // host, where a call-by-call device AdamW would copy four arrays per tensor both ways.
         this.optimizer = optimizer.withOps(backend.name().equals("tornado") ? Backend.host().newOps() : backend.newOps());
         this.backend = backend;
         this.runner = new StepRunner(params, threads, backend);
@@ -109,8 +122,18 @@ public final class LanguageModel implements AutoCloseable {
         return cfg;
     }
 
+    /**
+     * The parameters, current on the host: after steps that ran on a device they are copied
+     * back first. To change them between steps there, call {@link #parametersChanged()} after.
+     */
     public Params params() {
+        syncFromDevice();
         return params;
+    }
+
+    /** The caller changed {@link #params()}: a device that trains copies them in again before the next step. */
+    public void parametersChanged() {
+        runner.hostChanged();
     }
 
     public TrainSettings settings() {
@@ -130,6 +153,11 @@ public final class LanguageModel implements AutoCloseable {
      * One step on a batch of {@code batchSize} rows of {@code seqLen+1} tokens: forward, backward,
      * AdamW at the scheduled learning rate with gradient clipping, then the MoE router-bias update.
      * With {@code withGains}, also the Amax gains of this batch.
+     *
+     * <p>On TornadoVM (not MoE) the whole step runs on the device as one captured pass, the
+     * optimizer included: only the batch and the step's learning rate go in, and the loss and
+     * gradient norm come back. The parameters and moments stay there; they are copied back when
+     * the host needs them (evaluation, generation, checkpoints, {@link #params()}).
      */
     public Step trainStep(int[] batch, boolean withGains) {
         int B = cfg.batchSize(), T = cfg.seqLen();
@@ -138,6 +166,28 @@ public final class LanguageModel implements AutoCloseable {
             grads = new Params(cfg);
         }
         int s = optimizer.stepsTaken();
+        if (runner.trainsOnDevice()) {
+            Gains gains = null;
+            if (withGains) {
+                // the gains need the activations on the host: one pass call by call, on the
+                // parameters of this step; the step itself still runs whole on the device
+                syncFromDevice();
+                gains = runner.step(batch, B, T, grads, true).gains();
+            }
+            double lr = settings.lrAt(s);
+            if (deviceUpdate == null) {
+                deviceUpdate = optimizer.deviceUpdate(params);
+            }
+            deviceUpdate.prepare(lr);
+            runner.trainOnDevice(batch, B, T, deviceUpdate);
+            deviceNewer = true;
+            if (deviceUpdate.finish()) {
+                return new Step(s + 1, deviceUpdate.lossSum() / (B * T), lr, deviceUpdate.gradNorm(), gains);
+            }
+            // Not finite: the device left the parameters and moments as they were. The step
+            // below, on the host, finds the first non-finite output and throws.
+        }
+        syncFromDevice();
         StepRunner.Result r = runner.step(batch, B, T, grads, withGains);
         if (r.nonFinite() != null || !Double.isFinite(r.loss())) {
             throw new DivergedException(String.format(Locale.ROOT, "step %d: the loss is %s; the first non-finite output is in %s",
@@ -151,12 +201,14 @@ public final class LanguageModel implements AutoCloseable {
         double lr = settings.lrAt(s);
         optimizer.update(params, grads, lr, norm);
         Optimizer.updateRouterBias(params, r.loads());
+        runner.hostChanged();
         return new Step(s + 1, r.loss(), lr, norm, r.gains());
     }
 
     /** Mean loss (nats per byte) of one batch of any B rows of T+1 tokens, forward only. */
     public double loss(int[] batch, int B, int T) {
         checkBatch(batch, B, T);
+        syncFromDevice();
         return runner.loss(batch, B, T);
     }
 
@@ -166,6 +218,7 @@ public final class LanguageModel implements AutoCloseable {
         if (text.length < T + 1) {
             throw new InputException("evaluation text of " + text.length + " bytes is shorter than one window of " + (T + 1));
         }
+        syncFromDevice();
         double sum = 0;
         for (int i = 0; i < batches; i++) {
             sum += runner.loss(BatchSampler.evalBatch(text, B, T, i, batches), B, T);
@@ -180,17 +233,20 @@ public final class LanguageModel implements AutoCloseable {
 
     /** Continues {@code prompt} by {@code tokens} sampled bytes, decoded as UTF-8 (broken sequences replaced). */
     public String generate(String prompt, int tokens, double temperature, int topK, long seed) {
+        syncFromDevice();
         byte[] out = new Generator(params, backend).generate(prompt.getBytes(StandardCharsets.UTF_8), tokens, temperature, topK, seed);
         return Generator.decodeUtf8(out);
     }
 
     /** Writes a model checkpoint (MODEL.md's format) atomically. */
     public void save(Path path) {
+        syncFromDevice();
         Checkpoint.save(path, params);
     }
 
     /** Everything needed to resume, with the caller's data-sampler state. */
     public TrainState trainState(long samplerState, String dataSource) {
+        syncFromDevice();
         return new TrainState(params, optimizer.firstMoments(), optimizer.secondMoments(), optimizer.stepsTaken(),
                 samplerState, settings, dataSource);
     }

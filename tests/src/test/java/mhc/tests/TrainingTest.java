@@ -244,4 +244,52 @@ class TrainingTest {
             assertEquals(expect, s.decay(), s.name());
         }
     }
+
+    /**
+     * The optimizer step as device kernels ({@code Optimizer.DeviceUpdate}: partial sums of
+     * squares, the clip scale, the scheduled AdamW), run here on the plain kernels, equals the
+     * host update over three steps with clipping active: the norm within 1e-6 relative (float
+     * partial sums against double), the parameters within 1e-6 + 1e-5 relative. A non-finite
+     * gradient leaves parameters, moments and the step count exactly as they were.
+     */
+    @Test
+    void deviceFormOfTheUpdateEqualsTheHostUpdate() {
+        Config cfg = Models.small("mhc", "dense");
+        Params host = Models.perturbed(cfg, 31), dev = Models.perturbed(cfg, 31);
+        int[] batch = Models.tokens(2, 5, 3);
+        mhc.engine.model.Model m = new mhc.engine.model.Model(Models.perturbed(cfg, 31));
+        m.forward(batch, 2, 5);
+        m.backward();
+        Params grads = m.grads();
+        float[] losses = {1.5f, 2.25f, 0.5f, 3f, 1f, 2f, 2.5f, 1.25f, 0.75f, 4f};
+        TrainSettings settings = TrainSettings.defaults().withLr(1e-2).withWarmup(1);
+        Optimizer a = new Optimizer(cfg, settings), b = new Optimizer(cfg, settings);
+        Optimizer.DeviceUpdate d = b.deviceUpdate(dev);
+        mhc.engine.model.Ops plain = new mhc.engine.model.Ops();
+        for (int step = 0; step < 3; step++) {
+            double lr = settings.lrAt(step), norm = Optimizer.gradNorm(grads);
+            assertTrue(norm > settings.clip(), "clipping is active: norm " + norm);
+            a.update(host, grads, lr, norm);
+            d.prepare(lr);
+            d.record(plain, grads, losses, losses.length);
+            assertTrue(d.finish(), "finite step applied");
+            assertEquals(norm, d.gradNorm(), 1e-6 * norm, "gradient norm");
+            assertEquals(18.75, d.lossSum(), 1e-5, "loss sum");
+            assertEquals(a.stepsTaken(), b.stepsTaken());
+        }
+        for (String name : host.names()) {
+            Check.close(name, host.get(name), dev.get(name), 1e-6, 1e-5);
+            Check.close("m." + name, a.firstMoments().get(name), b.firstMoments().get(name), 1e-9, 1e-5);
+            Check.close("v." + name, a.secondMoments().get(name), b.secondMoments().get(name), 1e-12, 1e-5);
+        }
+        float[] before = dev.get("head").clone(), mBefore = b.firstMoments().get("head").clone();
+        grads.get("blocks.0.attn.wq")[7] = Float.NaN;
+        d.prepare(settings.lrAt(3));
+        d.record(plain, grads, losses, losses.length);
+        assertFalse(d.finish(), "a NaN gradient is not applied");
+        assertTrue(Double.isNaN(d.gradNorm()));
+        assertEquals(3, b.stepsTaken());
+        assertArrayEquals(before, dev.get("head"));
+        assertArrayEquals(mBefore, b.firstMoments().get("head"));
+    }
 }

@@ -42,6 +42,7 @@ public final class Model {
     private double loss;
     private int[] captured;       // forwardBackward: the shape of the captured pass (B, T, totalTokens)
     private int[] capturedInputs; // and the inputs buffer it was captured on
+    private PassTail capturedTail; // and the tail recorded after its backward (null: none)
     private final HashMap<String, float[]> scratch = new HashMap<>();
 
     /** Activations of one sublayer, kept from forward to backward. */
@@ -154,27 +155,95 @@ public final class Model {
             backward(totalTokens);
             return loss;
         }
+        capturedPass(batch, B, T, totalTokens, null);
+        return meanLoss();
+    }
+
+    /**
+     * Kernel calls recorded after the backward, in the same captured pass: the optimizer step of
+     * a training step that runs on the device ({@link #trainPass}).
+     */
+    public interface PassTail {
+        /** Records the calls, given the gradients and the N per-position losses of the pass. */
+        void record(Ops ops, Params grads, float[] losses, int N);
+
+        /** Its arrays the host writes before each replay. */
+        Object[] in();
+
+        /** Its arrays the host reads after each replay. */
+        Object[] out();
+
+        /** Its arrays that live on the device (copied back by {@link #pullResident}). */
+        Object[] resident();
+    }
+
+    /**
+     * A whole training step on a capturing backend: forward, backward and {@code tail} (the
+     * optimizer) as one captured pass, recorded on the first call and replayed after. The
+     * parameters live on the device: copied there once, updated there, copied back by
+     * {@link #pullResident}; after the host changes them, call {@link #residentChanged}. The
+     * gradients and losses stay on the device: the host reads only the tail's outputs.
+     */
+    public void trainPass(int[] batch, int B, int T, int totalTokens, PassTail tail) {
+        if (!capturesPasses()) {
+            throw new IllegalStateException("trainPass needs a backend that captures passes (TornadoVM, not MoE)");
+        }
+        capturedPass(batch, B, T, totalTokens, tail);
+    }
+
+    /** Copies the parameters (and the tail's resident arrays) of {@link #trainPass} back to the host. */
+    public void pullResident() {
+        if (capturedTail != null) {
+            ops.pullResident();
+        }
+    }
+
+    /** The host changed the parameters or the tail's resident arrays: the next replay copies them in again. */
+    public void residentChanged() {
+        if (capturedTail != null) {
+            ops.residentChanged();
+        }
+    }
+
+    private void capturedPass(int[] batch, int B, int T, int totalTokens, PassTail tail) {
         load(batch, B, T);
         if (captured == null || captured[0] != B || captured[1] != T || captured[2] != totalTokens
-                || capturedInputs != inputs) {
+                || capturedInputs != inputs || capturedTail != tail) {
+            if (capturedTail != null) {
+                ops.pullResident(); // the device's parameters are the newer ones
+            }
             ops.beginCapture();
             try {
                 forwardCalls();
                 backward(totalTokens);
+                if (tail != null) {
+                    tail.record(ops, grads, losses, N);
+                }
             } finally {
                 List<Object> in = new ArrayList<>(List.of(inputs, targets));
-                List<Object> out = new ArrayList<>(List.of(losses));
-                for (String name : params.names()) {
-                    in.add(params.get(name));
-                    out.add(grads.get(name));
+                List<Object> out = new ArrayList<>();
+                List<Object> resident = new ArrayList<>();
+                if (tail == null) {
+                    out.add(losses);
+                    for (String name : params.names()) {
+                        in.add(params.get(name));
+                        out.add(grads.get(name));
+                    }
+                } else {
+                    for (String name : params.names()) {
+                        resident.add(params.get(name));
+                    }
+                    in.addAll(List.of(tail.in()));
+                    out.addAll(List.of(tail.out()));
+                    resident.addAll(List.of(tail.resident()));
                 }
-                ops.endCapture(in.toArray(), out.toArray());
+                ops.endCapture(in.toArray(), out.toArray(), resident.toArray());
             }
             captured = new int[]{B, T, totalTokens};
             capturedInputs = inputs;
+            capturedTail = tail;
         }
         ops.replay();
-        return meanLoss();
     }
 
     /** Whether {@link #forwardBackward} captures and replays (a device backend, and not MoE). */

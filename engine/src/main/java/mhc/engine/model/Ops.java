@@ -285,6 +285,27 @@ public class Ops {
      * Every other array the calls touch is copied to the device once and then stays there.
      */
     public void endCapture(Object[] in, Object[] out) {
+        endCapture(in, out, new Object[0]);
+    }
+
+    /**
+     * {@link #endCapture(Object[], Object[])} with {@code resident} arrays that live on the
+     * device from the first replay on: copied there once, updated there by the replays (the
+     * parameters and optimizer moments of a training step run on the device), and copied back
+     * only by {@link #pullResident}. After the host changes one, {@link #residentChanged} makes
+     * the next replay copy them all again.
+     */
+    public void endCapture(Object[] in, Object[] out, Object[] resident) {
+        throw new UnsupportedOperationException("this backend cannot capture a pass");
+    }
+
+    /** Copies the resident arrays of the captured pass back to the host (nothing before the first replay). */
+    public void pullResident() {
+        throw new UnsupportedOperationException("this backend cannot capture a pass");
+    }
+
+    /** The host changed resident arrays: the next replay copies all of them to the device again. */
+    public void residentChanged() {
         throw new UnsupportedOperationException("this backend cannot capture a pass");
     }
 
@@ -317,6 +338,22 @@ public class Ops {
     public void adamwUpdate(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2,
                             float eps, float weightDecay, float gradScale, float bc1, float bc2, int size) {
         AdamW.adamwUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size);
+    }
+
+    /** {@link AdamW#adamwUpdateScheduled}: AdamW with the step's learning rate, bias corrections and clip scale in {@code hp}. */
+    public void adamwUpdateScheduled(float[] param, float[] grad, float[] m, float[] v, float[] hp,
+                                     float beta1, float beta2, float eps, float weightDecay, int size) {
+        AdamW.adamwUpdateScheduled(param, grad, m, v, hp, beta1, beta2, eps, weightDecay, size);
+    }
+
+    /** {@link AdamW#sumOfSquares}: one tensor's share of the gradient norm. */
+    public void sumOfSquares(float[] partials, float[] x, int slot, int size, int parts) {
+        AdamW.sumOfSquares(partials, x, slot, size, parts);
+    }
+
+    /** {@link AdamW#clipScale}: the gradient norm, the clip scale and the loss sum of a step. */
+    public void clipScale(float[] stats, float[] hp, float[] partials, float[] losses, int count, int N, float clip) {
+        AdamW.clipScale(stats, hp, partials, losses, count, N, clip);
     }
 
     public void attentionBackwardKeyValue(float[] dk, float[] dv, float[] workScores, float[] att, float[] q, float[] dout, int B, int T, int C, int H) {

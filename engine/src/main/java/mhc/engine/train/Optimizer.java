@@ -2,8 +2,13 @@ package mhc.engine.train;
 
 import mhc.engine.Config;
 import mhc.engine.ParamSpec;
+import mhc.engine.model.Model;
 import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
+import mhc.kernels.AdamW;
+
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * AdamW with global gradient-norm clipping, and the MoE router-bias update of MODEL.md
@@ -90,6 +95,102 @@ public final class Optimizer {
                     (float) settings.beta1(), (float) settings.beta2(), (float) settings.eps(),
                     spec.decay() ? (float) settings.weightDecay() : 0f, scale, bc1, bc2, p.length);
         }
+    }
+
+    /**
+     * The update as kernel calls recorded after the backward of a training step that runs on a
+     * device ({@code Model.trainPass}): the gradient norm from per-tensor partial sums of
+     * squares, the clip scale, and the scheduled AdamW kernel on every trainable tensor. The
+     * moments live on the device with the parameters. Before each replay {@link #prepare} puts
+     * the step's learning rate and bias corrections into {@code hp}; after it, {@link #finish}
+     * reads the norm and loss and counts the step if the device applied it (it leaves
+     * everything as it was when the norm or the loss is not finite).
+     */
+    public final class DeviceUpdate implements Model.PassTail {
+        /** Partial sums per tensor for the norm: enough parallel work for a device, few enough to add on one thread. */
+        static final int PARTS = 256;
+        private final Params params;
+        private final float[] hp = new float[AdamW.HP_SIZE];
+        private final float[] stats = new float[AdamW.STAT_SIZE];
+        private final float[] partials;
+        private final List<ParamSpec> trainable = new ArrayList<>();
+
+        DeviceUpdate(Params params) {
+            this.params = params;
+            for (ParamSpec spec : params.specs()) {
+                if (spec.trainable()) {
+                    trainable.add(spec);
+                }
+            }
+            this.partials = new float[trainable.size() * PARTS];
+        }
+
+        @Override
+        public void record(Ops ops, Params grads, float[] losses, int N) {
+            for (int k = 0; k < trainable.size(); k++) {
+                String name = trainable.get(k).name();
+                ops.sumOfSquares(partials, grads.get(name), k * PARTS, grads.get(name).length, PARTS);
+            }
+            ops.clipScale(stats, hp, partials, losses, partials.length, N, (float) settings.clip());
+            for (ParamSpec spec : trainable) {
+                String name = spec.name();
+                float[] p = params.get(name);
+                ops.adamwUpdateScheduled(p, grads.get(name), m.get(name), v.get(name), hp,
+                        (float) settings.beta1(), (float) settings.beta2(), (float) settings.eps(),
+                        spec.decay() ? (float) settings.weightDecay() : 0f, p.length);
+            }
+        }
+
+        @Override
+        public Object[] in() {
+            return new Object[]{hp};
+        }
+
+        @Override
+        public Object[] out() {
+            return new Object[]{stats};
+        }
+
+        @Override
+        public Object[] resident() {
+            List<Object> r = new ArrayList<>();
+            for (ParamSpec spec : trainable) {
+                r.add(m.get(spec.name()));
+                r.add(v.get(spec.name()));
+            }
+            return r.toArray();
+        }
+
+        /** Sets the learning rate and bias corrections of the next step ({@code stepsTaken() + 1}). */
+        public void prepare(double lr) {
+            hp[AdamW.HP_LR] = (float) lr;
+            hp[AdamW.HP_BC1] = (float) (1 - Math.pow(settings.beta1(), t + 1));
+            hp[AdamW.HP_BC2] = (float) (1 - Math.pow(settings.beta2(), t + 1));
+        }
+
+        /** After a replay: whether the device applied the step (then it counts as taken). */
+        public boolean finish() {
+            boolean applied = Double.isFinite(gradNorm()) && Double.isFinite(lossSum());
+            if (applied) {
+                t++;
+            }
+            return applied;
+        }
+
+        /** The global gradient norm of the last replay. */
+        public double gradNorm() {
+            return stats[AdamW.STAT_NORM];
+        }
+
+        /** The sum of the per-position losses of the last replay. */
+        public double lossSum() {
+            return stats[AdamW.STAT_LOSS_SUM];
+        }
+    }
+
+    /** The device form of {@link #update} for {@code params}, with this optimizer's moments and step count. */
+    public DeviceUpdate deviceUpdate(Params params) {
+        return new DeviceUpdate(params);
     }
 
     /**

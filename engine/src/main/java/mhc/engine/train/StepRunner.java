@@ -22,9 +22,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * run, are the same for any thread count: a chunk is always one row, and the order of the
  * additions is fixed.
  *
- * <p>On a device backend that captures passes (TornadoVM; not MoE), a step without gains is
- * instead the whole batch as one replayed pass on the first replica: the device parallelizes
- * inside each kernel, and the parameters and gradients cross to and from it once per step.
+ * <p>On a device backend that captures passes (TornadoVM; not MoE), {@link #trainOnDevice}
+ * runs a whole training step instead: the batch as one replayed pass on a model of its own,
+ * with the optimizer update in the same pass, so parameters, gradients and moments stay on the
+ * device; the device parallelizes inside each kernel.
  */
 public final class StepRunner implements AutoCloseable {
     private final Params params;
@@ -32,6 +33,8 @@ public final class StepRunner implements AutoCloseable {
     private final int threads;
     private final Model[] replicas;
     private final ExecutorService pool;
+    private final Backend backend;
+    private Model devicePass; // trainOnDevice's model: its own buffers, so other passes never resize them
 
     /** What one step computed besides the gradients. */
     public record Result(double loss, int[][] loads, Gains gains, String nonFinite) {
@@ -49,6 +52,7 @@ public final class StepRunner implements AutoCloseable {
         this.params = params;
         this.cfg = params.config();
         this.threads = threads;
+        this.backend = backend;
         this.replicas = new Model[threads];
         for (int i = 0; i < threads; i++) {
             replicas[i] = new Model(params, backend.newOps());
@@ -71,17 +75,6 @@ public final class StepRunner implements AutoCloseable {
     public Result step(int[] batch, int B, int T, Params grads, boolean withGains) {
         grads.zero();
         int total = B * T;
-        if (!withGains && replicas[0].capturesPasses()) {
-            // A device backend: the whole batch as one captured pass on one replica (the device
-            // parallelizes within each kernel), so parameters and gradients cross once per step.
-            Model m = replicas[0];
-            m.forwardBackward(batch, B, T, total);
-            if (Double.isFinite(m.loss())) {
-                addInto(grads, m.grads());
-                return new Result(m.loss(), null, null, null);
-            }
-            grads.zero(); // a non-finite loss: redo the step call by call below, which finds where
-        }
         int L2 = cfg.sublayers();
         double[] chunkLoss = new double[B];
         int[][][] chunkLoads = new int[B][][];
@@ -143,6 +136,37 @@ public final class StepRunner implements AutoCloseable {
             }
         }
         return new Result(loss / total, loads, withGains ? average(chunkGains) : null, firstBad);
+    }
+
+    /** Whether {@link #trainOnDevice} can run: a backend that captures passes, and not MoE. */
+    public boolean trainsOnDevice() {
+        return replicas[0].capturesPasses();
+    }
+
+    /**
+     * One training step as one captured pass on the device: forward and backward of the whole
+     * batch, then {@code update} (gradient norm, clipping, AdamW). Recorded on the first call,
+     * replayed after. The parameters and moments stay on the device until {@link #pullFromDevice}.
+     */
+    public void trainOnDevice(int[] batch, int B, int T, Optimizer.DeviceUpdate update) {
+        if (devicePass == null) {
+            devicePass = new Model(params, backend.newOps());
+        }
+        devicePass.trainPass(batch, B, T, B * T, update);
+    }
+
+    /** Copies the parameters and moments that {@link #trainOnDevice} updated back to the host. */
+    public void pullFromDevice() {
+        if (devicePass != null) {
+            devicePass.pullResident();
+        }
+    }
+
+    /** The host changed the parameters or moments: the next {@link #trainOnDevice} copies them in again. */
+    public void hostChanged() {
+        if (devicePass != null) {
+            devicePass.residentChanged();
+        }
     }
 
     /** Mean loss of a batch, forward only. */

@@ -1,5 +1,6 @@
 package mhc.engine.tornado;
 
+import mhc.kernels.AdamW;
 import mhc.kernels.Attention;
 import mhc.kernels.CrossEntropy;
 import mhc.kernels.Embedding;
@@ -17,6 +18,7 @@ import mhc.engine.model.Ops;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
+import uk.ac.manchester.tornado.api.TornadoExecutionResult;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 
@@ -164,6 +166,14 @@ public class TornadoOps extends Ops {
      */
     static final int CALLS_PER_GRAPH = 8;
 
+    /** What the last {@link #endCapture} recorded, kept to rebuild the plan ({@link #residentChanged}). */
+    private List<Call> capturedCallList;
+    private Object[] capturedIn, capturedOut, capturedResident;
+    private boolean rebuild;
+    /** Per graph of the captured plan: its resident arrays to copy back on demand, and its last result. */
+    private Object[][] pullable;
+    private TornadoExecutionResult[] lastResults;
+
     /**
      * Builds the recorded calls, in order, into graphs of {@link #CALLS_PER_GRAPH} tasks named
      * after the model ({@code t17_blocks_0_attn_matmulForward}), in one execution plan. Device
@@ -172,13 +182,25 @@ public class TornadoOps extends Ops {
      * on the device ({@code persistOnDevice}, {@code consumeFromDevice}) while a later graph
      * needs it, and, if it is in {@code out}, copied back by the last graph that uses it. That
      * graph must write it: TornadoVM skips copying back an array its graph only reads (the
-     * model's outputs, losses and gradients, are written by their last kernel). Compiled on the
-     * first {@link #replay}.
+     * model's outputs, losses and gradients, are written by their last kernel). A
+     * {@code resident} array is copied in by the first execution only and copied back, on
+     * demand ({@link #pullResident}), by the last graph that uses it; between executions it
+     * keeps its device buffer (TornadoVM locks the buffers of transferred arrays), which the
+     * relay shares with every graph of the pass. Compiled on the first {@link #replay}.
      */
     @Override
-    public void endCapture(Object[] in, Object[] out) {
-        List<Call> calls = capturing;
+    public void endCapture(Object[] in, Object[] out, Object[] resident) {
+        capturedCallList = capturing;
         capturing = null;
+        capturedIn = in;
+        capturedOut = out;
+        capturedResident = resident;
+        build();
+    }
+
+    private void build() {
+        List<Call> calls = capturedCallList;
+        rebuild = false;
         if (capturedPlan != null) {
             all.remove(capturedPlan);
             try {
@@ -189,12 +211,16 @@ public class TornadoOps extends Ops {
             capturedPlan = null;
         }
         IdentityHashMap<Object, Boolean> every = new IdentityHashMap<>();
-        for (Object a : in) {
+        for (Object a : capturedIn) {
             every.put(a, true);
         }
         IdentityHashMap<Object, Boolean> toHost = new IdentityHashMap<>();
-        for (Object a : out) {
+        for (Object a : capturedOut) {
             toHost.put(a, true);
+        }
+        IdentityHashMap<Object, Boolean> resident = new IdentityHashMap<>();
+        for (Object a : capturedResident) {
+            resident.put(a, true);
         }
         int graphsInPass = (calls.size() + CALLS_PER_GRAPH - 1) / CALLS_PER_GRAPH;
         // the last graph that uses each array
@@ -211,6 +237,8 @@ public class TornadoOps extends Ops {
         // arrays are relayed from graph to graph, used or not.
         List<Object> live = new ArrayList<>();
         ImmutableTaskGraph[] snapshots = new ImmutableTaskGraph[graphsInPass];
+        pullable = new Object[graphsInPass][];
+        lastResults = new TornadoExecutionResult[graphsInPass];
         for (int gi = 0; gi < graphsInPass; gi++) {
             String name = prefix + gi;
             int from = gi * CALLS_PER_GRAPH, to = Math.min(calls.size(), from + CALLS_PER_GRAPH);
@@ -219,7 +247,7 @@ public class TornadoOps extends Ops {
                 onDevice.put(a, true);
             }
             List<Object> everyRun = new ArrayList<>(), firstRun = new ArrayList<>(), back = new ArrayList<>();
-            List<Object> fresh = new ArrayList<>();
+            List<Object> fresh = new ArrayList<>(), pull = new ArrayList<>();
             IdentityHashMap<Object, Boolean> seen = new IdentityHashMap<>();
             for (int i = from; i < to; i++) {
                 for (Object a : calls.get(i).arrays()) {
@@ -232,6 +260,9 @@ public class TornadoOps extends Ops {
                     }
                     if (lastUse.get(a) == gi && toHost.containsKey(a)) {
                         back.add(a);
+                    }
+                    if (lastUse.get(a) == gi && resident.containsKey(a)) {
+                        pull.add(a);
                     }
                 }
             }
@@ -266,6 +297,10 @@ public class TornadoOps extends Ops {
             if (!back.isEmpty()) {
                 g = g.transferToHost(DataTransferMode.EVERY_EXECUTION, back.toArray());
             }
+            if (!pull.isEmpty()) {
+                g = g.transferToHost(DataTransferMode.UNDER_DEMAND, pull.toArray());
+                pullable[gi] = pull.toArray();
+            }
             live = keep;
             snapshots[gi] = g.snapshot();
         }
@@ -280,12 +315,40 @@ public class TornadoOps extends Ops {
         if (capturedPlan == null) {
             throw new IllegalStateException("replay() before a capture");
         }
+        if (rebuild) {
+            build();
+        }
         try {
             for (int i = 0; i < capturedGraphs; i++) {
-                capturedPlan.withGraph(i).execute();
+                lastResults[i] = capturedPlan.withGraph(i).execute();
             }
         } catch (RuntimeException e) {
             throw TornadoSupport.failure("the captured pass (" + capturedCalls + " kernels)", device, e);
+        }
+    }
+
+    @Override
+    public void pullResident() {
+        if (capturedPlan == null || rebuild) {
+            return; // the device holds nothing newer than the host
+        }
+        try {
+            for (int i = 0; i < capturedGraphs; i++) {
+                if (pullable[i] != null && lastResults[i] != null) {
+                    // a result copies back through the graphs the plan has selected
+                    capturedPlan.withGraph(i);
+                    lastResults[i].transferToHost(pullable[i]);
+                }
+            }
+        } catch (RuntimeException e) {
+            throw TornadoSupport.failure("copying the parameters and optimizer state back", device, e);
+        }
+    }
+
+    @Override
+    public void residentChanged() {
+        if (capturedPlan != null) {
+            rebuild = true; // a new plan copies every array in again on its first execution
         }
     }
 
@@ -316,6 +379,21 @@ public class TornadoOps extends Ops {
     }
 
     // ------------------------------------------------------------------ the kernels, on the device
+
+    @Override
+    public void adamwUpdateScheduled(float[] param, float[] grad, float[] m, float[] v, float[] hp, float beta1, float beta2, float eps, float weightDecay, int size) {
+        run("adamwUpdateScheduled", (g, id) -> g.task(id, AdamW::adamwUpdateScheduled, param, grad, m, v, hp, beta1, beta2, eps, weightDecay, size), arrays(param, grad, m, v, hp), beta1, beta2, eps, weightDecay, size);
+    }
+
+    @Override
+    public void sumOfSquares(float[] partials, float[] x, int slot, int size, int parts) {
+        run("sumOfSquares", (g, id) -> g.task(id, AdamW::sumOfSquares, partials, x, slot, size, parts), arrays(partials, x), slot, size, parts);
+    }
+
+    @Override
+    public void clipScale(float[] stats, float[] hp, float[] partials, float[] losses, int count, int N, float clip) {
+        run("clipScale", (g, id) -> g.task(id, AdamW::clipScale, stats, hp, partials, losses, count, N, clip), arrays(stats, hp, partials, losses), count, N, clip);
+    }
 
     @Override
     public void attentionBackwardKeyValue(float[] dk, float[] dv, float[] workScores, float[] att, float[] q, float[] dout, int B, int T, int C, int H) {
