@@ -55,6 +55,15 @@ public final class Backend {
         return threadedOps.apply(threads);
     }
 
+    /**
+     * Host threads that drive model replicas on this backend: as requested on the JVM; one on a
+     * device, which parallelizes inside each kernel (and whose runtime is not driven from two
+     * threads at once here).
+     */
+    public int workerThreads(int requested) {
+        return name.equals("tornado") ? 1 : requested;
+    }
+
     public static Backend plain() {
         return new Backend("jvm", "jvm (plain reference kernels)", Ops::new, t -> new Ops());
     }

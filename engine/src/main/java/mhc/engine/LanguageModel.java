@@ -76,7 +76,7 @@ public final class LanguageModel implements AutoCloseable {
         // host, where a call-by-call device AdamW would copy four arrays per tensor both ways.
         this.optimizer = optimizer.withOps(backend.name().equals("tornado") ? Backend.host().newOps() : backend.newOps());
         this.backend = backend;
-        this.runner = new StepRunner(params, threads, backend);
+        this.runner = new StepRunner(params, backend.workerThreads(threads), backend);
     }
 
     /** A freshly initialized model (MODEL.md's init) that will train with {@code settings}. */

@@ -103,6 +103,41 @@ class TornadoBackendTest {
         }
     }
 
+    /**
+     * The linear maps on the device (local-memory tiled kernels on an explicit grid) against the
+     * plain kernels, on shapes that are not whole tiles and with a weight offset into a stacked
+     * tensor. Accumulating products keep the existing contents. Tolerance: 1e-5 of the largest
+     * result plus 1e-6 (the same sums in the same order; the device may contract multiply-adds).
+     */
+    @ParameterizedTest(name = "N={0} IN={1} OUT={2} wOff={3}")
+    @CsvSource({"1,1,1,0", "17,33,5,0", "40,16,48,7", "5,70,19,3"})
+    void linearMapsOnTheDeviceEqualThePlainKernels(int N, int IN, int OUT, int wOff) {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(N * 31 + IN);
+        float[] inp = random(r, N * IN), w = random(r, wOff + IN * OUT), dout = random(r, N * OUT);
+        float[] init = random(r, Math.max(N * IN, wOff + IN * OUT));
+        mhc.engine.model.Ops plain = new mhc.engine.model.Ops(), dev = tornado.newOps();
+        float[] outP = new float[N * OUT], outD = new float[N * OUT];
+        plain.matmulForward(outP, inp, w, wOff, N, IN, OUT);
+        dev.matmulForward(outD, inp, w, wOff, N, IN, OUT);
+        Check.close("matmulForward " + N + "x" + IN + "x" + OUT, outP, outD, 1e-5 * maxAbs(outP) + 1e-6, 0);
+        float[] dinpP = java.util.Arrays.copyOf(init, N * IN), dinpD = dinpP.clone();
+        plain.matmulBackwardInput(dinpP, dout, w, wOff, N, IN, OUT);
+        dev.matmulBackwardInput(dinpD, dout, w, wOff, N, IN, OUT);
+        Check.close("matmulBackwardInput " + N + "x" + IN + "x" + OUT, dinpP, dinpD, 1e-5 * maxAbs(dinpP) + 1e-6, 0);
+        float[] dwP = java.util.Arrays.copyOf(init, wOff + IN * OUT), dwD = dwP.clone();
+        plain.matmulBackwardWeight(dwP, inp, dout, wOff, N, IN, OUT);
+        dev.matmulBackwardWeight(dwD, inp, dout, wOff, N, IN, OUT);
+        Check.close("matmulBackwardWeight " + N + "x" + IN + "x" + OUT, dwP, dwD, 1e-5 * maxAbs(dwP) + 1e-6, 0);
+    }
+
+    static float[] random(java.util.SplittableRandom r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (r.nextDouble() * 2 - 1);
+        }
+        return a;
+    }
+
     static double maxAbs(float[] a) {
         double m = 0;
         for (float v : a) {

@@ -33,7 +33,8 @@ public final class StepBench {
     }
 
     /** {@code warmup} untimed then {@code steps} timed steps per connection, interleaved. */
-    public static Result run(Config cfg, Backend backend, int threads, int warmup, int steps, long seed) {
+    public static Result run(Config cfg, Backend backend, int requestedThreads, int warmup, int steps, long seed) {
+        int threads = backend.workerThreads(requestedThreads);
         int B = cfg.batchSize(), T = cfg.seqLen();
         int total = warmup + steps;
         SplittableRandom r = new SplittableRandom(seed);

@@ -1,5 +1,6 @@
 package mhc.engine.cli;
 
+import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.InputException;
 import mhc.engine.Init;
@@ -72,8 +73,9 @@ final class TrainCommand implements Callable<Integer> {
         if (nThreads < 1) {
             throw new InputException("--threads must be >= 1, got " + nThreads);
         }
-        Trainer.Options options = new Trainer.Options(evalEvery, evalBatches, checkpointEvery, gainEvery, nThreads,
-                backendOptions.select());
+        Backend backend = backendOptions.select();
+        Trainer.Options options = new Trainer.Options(evalEvery, evalBatches, checkpointEvery, gainEvery,
+                backend.workerThreads(nThreads), backend);
         Trainer trainer;
         Path dir;
         int totalSteps;
@@ -110,7 +112,7 @@ final class TrainCommand implements Callable<Integer> {
             trainer = new Trainer(params, s, corpus, dir, logPath(dir), options);
             totalSteps = s.steps();
             System.err.println("training " + cfg.summary() + " for " + s.steps() + " steps on " + corpus.source()
-                    + " with " + nThreads + " threads on " + options.backend().description() + "; run directory " + dir);
+                    + " with " + options.threads() + " threads on " + options.backend().description() + "; run directory " + dir);
         }
         try (Progress progress = Progress.create(totalSteps, trainer.step())) {
             trainer.onRecord(progress::update);

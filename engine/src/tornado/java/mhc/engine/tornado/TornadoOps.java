@@ -15,10 +15,13 @@ import mhc.kernels.Sinkhorn;
 import mhc.kernels.Streams;
 import mhc.kernels.SwiGlu;
 import mhc.engine.model.Ops;
+import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
+import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
+import uk.ac.manchester.tornado.api.WorkerGrid;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 
@@ -101,7 +104,7 @@ public class TornadoOps extends Ops {
     }
 
     /** A kernel call recorded between {@link #beginCapture} and {@link #endCapture}. */
-    private record Call(String kernel, BiFunction<TaskGraph, String, TaskGraph> task, Object[] arrays) {
+    private record Call(String kernel, BiFunction<TaskGraph, String, TaskGraph> task, Object[] arrays, WorkerGrid grid) {
     }
 
     private List<Call> capturing;
@@ -115,18 +118,27 @@ public class TornadoOps extends Ops {
      * given name.
      */
     private void run(String kernel, BiFunction<TaskGraph, String, TaskGraph> task, Object[] arrays, Object... scalars) {
+        runOnGrid(kernel, task, arrays, null, scalars);
+    }
+
+    /** {@link #run} with an explicit grid (null: TornadoVM's default for the parallel loops). */
+    private void runOnGrid(String kernel, BiFunction<TaskGraph, String, TaskGraph> task, Object[] arrays, WorkerGrid grid, Object... scalars) {
         if (capturing != null) {
-            capturing.add(new Call(scope + "_" + kernel, task, arrays));
+            capturing.add(new Call(scope + "_" + kernel, task, arrays, grid));
             return;
         }
         Key key = new Key(kernel, arrays, scalars);
         TornadoExecutionPlan plan = plans.get(key);
         if (plan == null) {
-            TaskGraph g = new TaskGraph("g" + graphs++ + "_" + kernel)
+            String name = "g" + graphs++ + "_" + kernel;
+            TaskGraph g = new TaskGraph(name)
                     .transferToDevice(DataTransferMode.EVERY_EXECUTION, arrays);
             g = task.apply(g, kernel).transferToHost(DataTransferMode.EVERY_EXECUTION, arrays);
             ImmutableTaskGraph snapshot = g.snapshot();
             plan = new TornadoExecutionPlan(snapshot).withDevice(device);
+            if (grid != null) {
+                plan.withGridScheduler(new GridScheduler(name + "." + kernel, grid));
+            }
             plans.put(key, plan);
             all.add(plan);
         }
@@ -236,6 +248,8 @@ public class TornadoOps extends Ops {
         // 5.2 fails (a null device buffer) when a graph consumes from two graphs, so device
         // arrays are relayed from graph to graph, used or not.
         List<Object> live = new ArrayList<>();
+        GridScheduler grids = new GridScheduler();
+        int gridTasks = 0;
         ImmutableTaskGraph[] snapshots = new ImmutableTaskGraph[graphsInPass];
         pullable = new Object[graphsInPass][];
         lastResults = new TornadoExecutionResult[graphsInPass];
@@ -289,7 +303,12 @@ public class TornadoOps extends Ops {
             }
             for (int i = from; i < to; i++) {
                 Call c = calls.get(i);
-                g = c.task().apply(g, "t" + i + "_" + c.kernel());
+                String task = "t" + i + "_" + c.kernel();
+                g = c.task().apply(g, task);
+                if (c.grid() != null) {
+                    grids.addWorkerGrid(name + "." + task, c.grid());
+                    gridTasks++;
+                }
             }
             if (!keep.isEmpty()) {
                 g = g.persistOnDevice(keep.toArray());
@@ -305,6 +324,9 @@ public class TornadoOps extends Ops {
             snapshots[gi] = g.snapshot();
         }
         capturedPlan = new TornadoExecutionPlan(snapshots).withDevice(device);
+        if (gridTasks > 0) {
+            capturedPlan.withGridScheduler(grids); // TornadoVM refuses an empty one
+        }
         all.add(capturedPlan);
         capturedCalls = calls.size();
         capturedGraphs = graphsInPass;
@@ -460,18 +482,40 @@ public class TornadoOps extends Ops {
         run("hcCoeffForward", (g, id) -> g.task(id, HyperConn::hcCoeffForward, hpre, hpost, hres, tpre, tpost, tres, xbar, wPre, wPost, wRes, pre, post, res, scale, N, n, C), arrays(hpre, hpost, hres, tpre, tpost, tres, xbar, wPre, wPost, wRes, pre, post, res, scale), N, n, C);
     }
 
+    /**
+     * The linear maps run as {@link TiledMatmul}'s local-memory tiled kernels on an explicit
+     * grid, unless {@code -Dmhc.tornado.matmul=plain} asks for the plain kernels of
+     * {@code Matmul} on TornadoVM's default grid (for comparison).
+     */
+    private static final boolean TILED = !"plain".equals(System.getProperty("mhc.tornado.matmul"));
+
     @Override
     public void matmulBackwardInput(float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
+        if (TILED) {
+            KernelContext ctx = new KernelContext();
+            runOnGrid("matmulBackwardInputTiled", (g, id) -> g.task(id, TiledMatmul::matmulBackwardInput, ctx, dinp, dout, w, wOff, N, IN, OUT), arrays(dinp, dout, w), TiledMatmul.grid(N, IN), wOff, N, IN, OUT);
+            return;
+        }
         run("matmulBackwardInput", (g, id) -> g.task(id, Matmul::matmulBackwardInput, dinp, dout, w, wOff, N, IN, OUT), arrays(dinp, dout, w), wOff, N, IN, OUT);
     }
 
     @Override
     public void matmulBackwardWeight(float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
+        if (TILED) {
+            KernelContext ctx = new KernelContext();
+            runOnGrid("matmulBackwardWeightTiled", (g, id) -> g.task(id, TiledMatmul::matmulBackwardWeight, ctx, dw, inp, dout, wOff, N, IN, OUT), arrays(dw, inp, dout), TiledMatmul.grid(IN, OUT), wOff, N, IN, OUT);
+            return;
+        }
         run("matmulBackwardWeight", (g, id) -> g.task(id, Matmul::matmulBackwardWeight, dw, inp, dout, wOff, N, IN, OUT), arrays(dw, inp, dout), wOff, N, IN, OUT);
     }
 
     @Override
     public void matmulForward(float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
+        if (TILED) {
+            KernelContext ctx = new KernelContext();
+            runOnGrid("matmulForwardTiled", (g, id) -> g.task(id, TiledMatmul::matmulForward, ctx, out, inp, w, wOff, N, IN, OUT), arrays(out, inp, w), TiledMatmul.grid(N, OUT), wOff, N, IN, OUT);
+            return;
+        }
         run("matmulForward", (g, id) -> g.task(id, Matmul::matmulForward, out, inp, w, wOff, N, IN, OUT), arrays(out, inp, w), wOff, N, IN, OUT);
     }
 
