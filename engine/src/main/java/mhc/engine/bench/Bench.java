@@ -306,10 +306,10 @@ public final class Bench {
         JsonArray runs = new JsonArray();
         o.add("runs", runs);
         out.println();
-        out.printf(Locale.ROOT, "training step (LanguageModel.trainStep: forward, backward, AdamW) of %s, %d threads; "
+        out.printf(Locale.ROOT, "training step (LanguageModel.trainStep: forward, backward, AdamW) of %s, up to %d host threads (one on a device); "
                         + "%d untimed + %d timed steps per connection, residual and mhc interleaved on the same batches%n",
                 cfg.with("connection", "mhc").summary().replaceFirst("^mhc/", ""), s.threads(), s.stepWarmup(), s.stepSteps());
-        out.printf(Locale.ROOT, "%-10s %-10s %10s %10s %6s %12s%n", "backend", "connection", "median", "min", "CV", "tokens/s");
+        out.printf(Locale.ROOT, "%-10s %-10s %7s %10s %10s %6s %12s%n", "backend", "connection", "threads", "median", "min", "CV", "tokens/s");
         for (String name : s.stepBackends()) {
             Backend b = Backend.select(name);
             StepBench.Result r = StepBench.run(cfg, b, s.threads(), s.stepWarmup(), s.stepSteps(), s.seed());
@@ -318,7 +318,7 @@ public final class Bench {
             rj.addProperty("description", r.description());
             rj.addProperty("threads", r.threads());
             for (StepBench.ConnectionResult c : List.of(r.residual(), r.mhc())) {
-                out.printf(Locale.ROOT, "%-10s %-10s %10s %10s %5.1f%% %12.0f%n", r.backend(), c.connection(),
+                out.printf(Locale.ROOT, "%-10s %-10s %7d %10s %10s %5.1f%% %12.0f%n", r.backend(), c.connection(), r.threads(),
                         Table.time(c.stats().median()), Table.time(c.stats().min()), 100 * c.stats().cv(), c.tokensPerSecond());
                 JsonObject cj = new JsonObject();
                 cj.addProperty("summary", c.summary());

@@ -402,6 +402,12 @@ public class TornadoOps extends Ops {
 
     // ------------------------------------------------------------------ the kernels, on the device
 
+    /** On the device, call by call (the benchmark's line); training runs it on the host or inside the captured step. */
+    @Override
+    public void adamwUpdate(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale, float bc1, float bc2, int size) {
+        run("adamwUpdate", (g, id) -> g.task(id, AdamW::adamwUpdate, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size), arrays(param, grad, m, v), lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, size);
+    }
+
     @Override
     public void adamwUpdateScheduled(float[] param, float[] grad, float[] m, float[] v, float[] hp, float beta1, float beta2, float eps, float weightDecay, int size) {
         run("adamwUpdateScheduled", (g, id) -> g.task(id, AdamW::adamwUpdateScheduled, param, grad, m, v, hp, beta1, beta2, eps, weightDecay, size), arrays(param, grad, m, v, hp), beta1, beta2, eps, weightDecay, size);
