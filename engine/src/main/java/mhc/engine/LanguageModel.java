@@ -154,7 +154,7 @@ public final class LanguageModel implements AutoCloseable {
      * AdamW at the scheduled learning rate with gradient clipping, then the MoE router-bias update.
      * With {@code withGains}, also the Amax gains of this batch.
      *
-     * <p>On TornadoVM (not MoE) the whole step runs on the device as one captured pass, the
+     * <p>On TornadoVM the whole step runs on the device as one captured pass, the
      * optimizer included: only the batch and the step's learning rate go in, and the loss and
      * gradient norm come back. The parameters and moments stay there; they are copied back when
      * the host needs them (evaluation, generation, checkpoints, {@link #params()}).
@@ -182,6 +182,7 @@ public final class LanguageModel implements AutoCloseable {
             runner.trainOnDevice(batch, B, T, deviceUpdate);
             deviceNewer = true;
             if (deviceUpdate.finish()) {
+                Optimizer.updateRouterBias(params, runner.deviceLoads()); // the bias goes in with each step
                 return new Step(s + 1, deviceUpdate.lossSum() / (B * T), lr, deviceUpdate.gradNorm(), gains);
             }
             // Not finite: the device left the parameters and moments as they were. The step

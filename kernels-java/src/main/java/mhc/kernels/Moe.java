@@ -174,4 +174,130 @@ public final class Moe {
             y[i] += ys[i];
         }
     }
+
+    // ---------------------------------------------------------------- packed form: fixed shapes
+    //
+    // The same MoE with every routed row of every expert in one block of R = N*K rows, sorted by
+    // expert and, within an expert, by token (the order of the per-expert lists above). No size
+    // depends on the routing, so a device can run the whole layer from one recorded pass: the
+    // expert products are the grouped matmuls of Matmul, which read each row's expert from
+    // expertOf (forward, input gradient) or each expert's rows from offsets (weight gradient).
+    // Every output sums the same terms in the same order as the per-expert form.
+
+    /**
+     * Packs the routed rows: for packed row p of expert e ({@code offsets[e] <= p < offsets[e+1]}),
+     * {@code order[p]} is its token, {@code slotOf[p]} its slot k and {@code expertOf[p] = e};
+     * {@code position[r*K + k]} is the packed row of token r's slot k; {@code counts[e]} the load.
+     */
+    public static void moePack(int[] order,    // (N*K)
+                               int[] slotOf,   // (N*K)
+                               int[] expertOf, // (N*K)
+                               int[] position, // (N, K)
+                               int[] offsets,  // (E+1)
+                               int[] counts,   // (E)
+                               int[] sel,      // (N, K)
+                               int N, int E, int K) {
+        for (@Parallel int e = 0; e < E; e++) {
+            int off = 0;
+            for (int j = 0; j < N * K; j++) {
+                if (sel[j] < e) {
+                    off++;
+                }
+            }
+            int p = off;
+            for (int r = 0; r < N; r++) {
+                for (int k = 0; k < K; k++) {
+                    if (sel[r * K + k] == e) {
+                        order[p] = r;
+                        slotOf[p] = k;
+                        expertOf[p] = e;
+                        position[r * K + k] = p;
+                        p++;
+                    }
+                }
+            }
+            offsets[e] = off;
+            counts[e] = p - off;
+            if (e == E - 1) {
+                offsets[E] = p;
+            }
+        }
+    }
+
+    /** {@code out[p] = a[order[p]]} for all R packed rows. */
+    public static void moeGatherPacked(float[] out, // (R, C)
+                                       float[] a,   // (N, C)
+                                       int[] order, // (R)
+                                       int R, int C) {
+        for (@Parallel int p = 0; p < R; p++) {
+            for (@Parallel int c = 0; c < C; c++) {
+                out[p * C + c] = a[order[p] * C + c];
+            }
+        }
+    }
+
+    /** Undoes the gather: {@code da[r] += dout[position[r][k]]} over the slots of token r in expert order. */
+    public static void moeGatherBackwardPacked(float[] da,     // (N, C)
+                                               float[] dout,   // (R, C)
+                                               int[] position, // (N, K)
+                                               int[] sel,      // (N, K)
+                                               int N, int E, int K, int C) {
+        for (@Parallel int r = 0; r < N; r++) {
+            for (@Parallel int c = 0; c < C; c++) {
+                float acc = da[r * C + c];
+                for (int e = 0; e < E; e++) {
+                    for (int k = 0; k < K; k++) {
+                        if (sel[r * K + k] == e) {
+                            acc += dout[position[r * K + k] * C + c];
+                        }
+                    }
+                }
+                da[r * C + c] = acc;
+            }
+        }
+    }
+
+    /** {@code y[r] += g[r][k] ye[position[r][k]]} over the slots of token r in expert order. */
+    public static void moeCombinePacked(float[] y,      // (N, C)
+                                        float[] ye,     // (R, C)
+                                        float[] gates,  // (N, K)
+                                        int[] position, // (N, K)
+                                        int[] sel,      // (N, K)
+                                        int N, int E, int K, int C) {
+        for (@Parallel int r = 0; r < N; r++) {
+            for (@Parallel int c = 0; c < C; c++) {
+                float acc = y[r * C + c];
+                for (int e = 0; e < E; e++) {
+                    for (int k = 0; k < K; k++) {
+                        if (sel[r * K + k] == e) {
+                            acc += gates[r * K + k] * ye[position[r * K + k] * C + c];
+                        }
+                    }
+                }
+                y[r * C + c] = acc;
+            }
+        }
+    }
+
+    /** Undoes the combine: {@code dye[p] += g dy[r]}, {@code dg[r][k] += dy[r] · ye[p]} for packed row p of (r, k). */
+    public static void moeCombineBackwardPacked(float[] dye,    // (R, C)
+                                                float[] dgates, // (N, K)
+                                                float[] dy,     // (N, C)
+                                                float[] ye,     // (R, C)
+                                                float[] gates,  // (N, K)
+                                                int[] order,    // (R)
+                                                int[] slotOf,   // (R)
+                                                int R, int C, int K) {
+        for (@Parallel int p = 0; p < R; p++) {
+            int r = order[p];
+            int gi = r * K + slotOf[p];
+            float g = gates[gi];
+            float dot = 0f;
+            for (int c = 0; c < C; c++) {
+                dot += dy[r * C + c] * ye[p * C + c];
+                dye[p * C + c] += g * dy[r * C + c];
+            }
+            dgates[gi] += dot;
+        }
+    }
 }

@@ -3,6 +3,7 @@ package mhc.tests;
 import mhc.engine.Config;
 import mhc.engine.ParamSpec;
 import mhc.engine.model.f64.Model;
+import mhc.engine.model.f64.Ops;
 import mhc.engine.model.f64.Params;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -26,11 +27,27 @@ class ModelGradientTest {
     @ParameterizedTest(name = "{0}/{1}")
     @CsvSource({"residual,dense", "residual,moe", "hc,dense", "hc,moe", "mhc,dense", "mhc,moe"})
     void gradientMatchesFiniteDifferences(String connection, String ffn) {
+        check(connection, ffn, new Ops());
+    }
+
+    /** MoE in the packed form that device backends take (grouped expert products, fixed shapes). */
+    @ParameterizedTest(name = "{0}/moe packed")
+    @CsvSource({"residual", "mhc"})
+    void packedMoeGradientMatchesFiniteDifferences(String connection) {
+        check(connection, "moe", new Ops() {
+            @Override
+            public boolean prefersFixedShapes() {
+                return true;
+            }
+        });
+    }
+
+    private static void check(String connection, String ffn, Ops ops) {
         Config cfg = Models.small(connection, ffn);
         Params params = Models.toDouble(Models.perturbed(cfg, 7));
         int B = 2, T = 5;
         int[] tokens = Models.tokens(B, T, 11);
-        Model model = new Model(params);
+        Model model = new Model(params, ops);
         model.forward(tokens, B, T);
         model.backward();
         Random pick = new Random(3);

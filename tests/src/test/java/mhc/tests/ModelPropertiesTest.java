@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 import java.util.Map;
@@ -116,5 +117,35 @@ class ModelPropertiesTest {
         float[] hres = m.hres(0);
         assertEquals(0.9926, hres[0], 1e-4);
         assertEquals(1.0, m.gains().forward()[0], 1e-6);
+    }
+
+    /**
+     * MoE's packed form (what a device backend runs: all routed rows in one block, grouped
+     * expert products, no size that depends on the routing) gives the same bits as the
+     * per-expert form: every output sums the same terms in the same order. Also the same loads.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"residual", "hc", "mhc"})
+    void packedMoeEqualsPerExpertMoeBitForBit(String connection) {
+        Config cfg = Models.small(connection, "moe");
+        Params p = Models.perturbed(cfg, 13);
+        int[] tokens = Models.tokens(3, 7, 2);
+        Model perExpert = new Model(p);
+        Model packed = new Model(p, new mhc.engine.model.Ops() {
+            @Override
+            public boolean prefersFixedShapes() {
+                return true;
+            }
+        });
+        assertEquals(perExpert.forward(tokens, 3, 7), packed.forward(tokens, 3, 7));
+        perExpert.backward();
+        packed.backward();
+        for (String name : p.names()) {
+            assertArrayEquals(perExpert.grads().get(name), packed.grads().get(name), name);
+        }
+        for (int l = 1; l < cfg.sublayers(); l += 2) {
+            assertArrayEquals(perExpert.expertLoads(l), packed.expertLoads(l), "loads of sublayer " + l);
+            assertTrue(java.util.Arrays.stream(perExpert.expertLoads(l)).min().getAsInt() >= 0);
+        }
     }
 }

@@ -15,6 +15,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -74,10 +75,10 @@ class TornadoBackendTest {
      * one graph, activations and gradients kept on the device) against the JVM, on a second
      * batch after the capture, so that the replay is checked with new inputs and new parameters.
      */
-    @ParameterizedTest(name = "{0}/dense")
-    @CsvSource({"residual", "hc", "mhc"})
-    void capturedPassEqualsTheJvm(String connection) {
-        Config cfg = Models.small(connection, "dense");
+    @ParameterizedTest(name = "{0}/{1}")
+    @CsvSource({"residual,dense", "hc,dense", "mhc,dense", "mhc,moe"})
+    void capturedPassEqualsTheJvm(String connection, String ffn) {
+        Config cfg = Models.small(connection, ffn);
         Params p = Models.perturbed(cfg, 22);
         mhc.engine.model.Ops ops = tornado.newOps();
         assertTrue(ops.canCapture(), "the tornado backend captures");
@@ -154,9 +155,10 @@ class TornadoBackendTest {
      * moments copied back match the JVM's, and a change the host makes to the parameters
      * ({@code parametersChanged}) reaches the device for steps 7 to 10.
      */
-    @Test
-    void tenTrainingStepsMatchTheJvm() {
-        Config cfg = Config.preset("tiny").withAll(Map.of("width", 32, "blocks", 1, "heads", 2, "seq_len", 16, "batch_size", 2));
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"dense", "moe"})
+    void tenTrainingStepsMatchTheJvm(String ffn) {
+        Config cfg = Config.preset("tiny").withAll(Map.of("width", 32, "blocks", 1, "heads", 2, "seq_len", 16, "batch_size", 2, "ffn", ffn));
         TrainSettings s = TrainSettings.defaults().withSteps(10).withLr(1e-2).withWarmup(2);
         int[][] batches = new int[10][];
         for (int i = 0; i < 10; i++) {
@@ -175,6 +177,10 @@ class TornadoBackendTest {
                 if (gains) {
                     assertEquals(sa.gains().maxCompositeForward(), sb.gains().maxCompositeForward(),
                             1e-4 * sa.gains().maxCompositeForward(), "gains of step 4");
+                }
+                if (cfg.isMoe()) {
+                    assertArrayEquals(a.params().get("blocks.0.ffn.router_bias"), b.params().get("blocks.0.ffn.router_bias"),
+                            "step " + (i + 1) + " router bias (from the device's expert loads)");
                 }
                 if (i == 5) {
                     mhc.engine.train.TrainState ta = a.trainState(0, "test"), tb = b.trainState(0, "test");

@@ -31,6 +31,7 @@ public final class Model {
     private final Params params;
     private final Params grads;
     private final int C, n, L2, H, V, nn, M;
+    private final boolean packedMoe; // MoE in the packed form (Moe.moePack): fixed shapes, for a device
 
     private int B, T, N;
     private int[] inputs;   // (N)
@@ -56,6 +57,8 @@ public final class Model {
         float[] rlogits, scores, gates;         // moe: (N, E), (N, E), (N, K)
         int[] sel, rows, slots, counts;         // moe: (N, K), (E, N), (E, N), (E)
         float[][] ex, eh1, eh3, eg, ey;         // moe, per routed then shared expert
+        int[] order, slotOf, expertOf, position, offsets; // packed moe: (R), (R), (R), (N, K), (E+1)
+        float[] xr, h1r, h3r, gr, yr;           // packed moe, routed rows: (R, C), (R, F) x3, (R, C)
     }
 
     /** A model on the plain kernels. */
@@ -76,6 +79,7 @@ public final class Model {
         this.V = cfg.vocab();
         this.nn = n * n;
         this.M = n * n + 2 * n;
+        this.packedMoe = cfg.isMoe() && ops.prefersFixedShapes();
     }
 
     public Config config() {
@@ -145,8 +149,8 @@ public final class Model {
      * the first call records the pass's kernel calls and every later call with the same shape
      * replays them, with activations and gradients kept on the device between kernels. Each
      * replay copies the parameters, inputs and targets in and the losses and gradients out.
-     * Returns the mean loss. Elsewhere, and for MoE (whose expert row counts steer the host),
-     * the same as the two calls. The activations on the host are not updated by a replay:
+     * Returns the mean loss. Elsewhere the same as the two calls. MoE is captured in its
+     * packed form, whose sizes do not depend on the routing. The activations on the host are not updated by a replay:
      * {@link #gains()} and {@link #firstNonFinite()} need a {@link #forward} first.
      */
     public double forwardBackward(int[] batch, int B, int T, int totalTokens) {
@@ -180,13 +184,14 @@ public final class Model {
     /**
      * A whole training step on a capturing backend: forward, backward and {@code tail} (the
      * optimizer) as one captured pass, recorded on the first call and replayed after. The
-     * parameters live on the device: copied there once, updated there, copied back by
-     * {@link #pullResident}; after the host changes them, call {@link #residentChanged}. The
-     * gradients and losses stay on the device: the host reads only the tail's outputs.
+     * trainable parameters live on the device: copied there once, updated there, copied back
+     * by {@link #pullResident}; after the host changes them, call {@link #residentChanged}. The
+     * gradients and losses stay on the device: the host reads the tail's outputs and, for MoE,
+     * the expert loads ({@link #expertLoads}), and writes the router bias before each replay.
      */
     public void trainPass(int[] batch, int B, int T, int totalTokens, PassTail tail) {
         if (!capturesPasses()) {
-            throw new IllegalStateException("trainPass needs a backend that captures passes (TornadoVM, not MoE)");
+            throw new IllegalStateException("trainPass needs a backend that captures passes (TornadoVM)");
         }
         capturedPass(batch, B, T, totalTokens, tail);
     }
@@ -223,6 +228,11 @@ public final class Model {
                 List<Object> in = new ArrayList<>(List.of(inputs, targets));
                 List<Object> out = new ArrayList<>();
                 List<Object> resident = new ArrayList<>();
+                if (cfg.isMoe()) {
+                    for (int l = 1; l < L2; l += 2) {
+                        out.add(subs[l].counts); // the expert loads, for the router-bias update
+                    }
+                }
                 if (tail == null) {
                     out.add(losses);
                     for (String name : params.names()) {
@@ -231,7 +241,8 @@ public final class Model {
                     }
                 } else {
                     for (String name : params.names()) {
-                        resident.add(params.get(name));
+                        // trainable ones change on the device; the router bias changes on the host
+                        (params.spec(name).trainable() ? resident : in).add(params.get(name));
                     }
                     in.addAll(List.of(tail.in()));
                     out.addAll(List.of(tail.out()));
@@ -246,9 +257,9 @@ public final class Model {
         ops.replay();
     }
 
-    /** Whether {@link #forwardBackward} captures and replays (a device backend, and not MoE). */
+    /** Whether {@link #forwardBackward} captures and replays: a device backend (MoE in its packed form). */
     public boolean capturesPasses() {
-        return ops.canCapture() && !cfg.isMoe();
+        return ops.canCapture() && (!cfg.isMoe() || packedMoe);
     }
 
     /** The forward's kernel calls, from the embedding to the per-position losses. */
@@ -323,9 +334,21 @@ public final class Model {
         int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts(), F = cfg.expertHidden();
         ops.matmulForward(s.rlogits, s.a, params.get(p + "router"), 0, N, C, E);
         ops.moeRouteForward(s.sel, s.gates, s.scores, s.rlogits, params.get(p + "router_bias"), N, E, K);
-        ops.moeDispatch(s.rows, s.slots, s.counts, s.sel, N, E, K);
         ops.zero(s.y, N * C);
-        for (int e = 0; e < E + S; e++) {
+        if (packedMoe) {
+            // all routed rows at once (no size depends on the routing), then the shared experts
+            int R = N * K;
+            ops.moePack(s.order, s.slotOf, s.expertOf, s.position, s.offsets, s.counts, s.sel, N, E, K);
+            ops.moeGatherPacked(s.xr, s.a, s.order, R, C);
+            ops.matmulForwardGrouped(s.h1r, s.xr, params.get(p + "w1"), s.expertOf, R, C, F);
+            ops.matmulForwardGrouped(s.h3r, s.xr, params.get(p + "w3"), s.expertOf, R, C, F);
+            ops.swigluForward(s.gr, s.h1r, s.h3r, R, F);
+            ops.matmulForwardGrouped(s.yr, s.gr, params.get(p + "w2"), s.expertOf, R, F, C);
+            ops.moeCombinePacked(s.y, s.yr, s.gates, s.position, s.sel, N, E, K, C);
+        } else {
+            ops.moeDispatch(s.rows, s.slots, s.counts, s.sel, N, E, K);
+        }
+        for (int e = packedMoe ? E : 0; e < E + S; e++) {
             boolean shared = e >= E;
             int cnt = shared ? N : s.counts[e];
             if (cnt == 0) {
@@ -484,7 +507,24 @@ public final class Model {
     private void moeBackward(Sub s, String p, float[] dy, float[] da) {
         int E = cfg.experts(), K = cfg.expertsActive(), S = cfg.sharedExperts(), F = cfg.expertHidden();
         float[] dgates = zeros("dgates", N * K);
-        for (int e = 0; e < E + S; e++) {
+        if (packedMoe) {
+            int R = N * K;
+            float[] dye = zeros("dyr", R * C);
+            ops.moeCombineBackwardPacked(dye, dgates, dy, s.yr, s.gates, s.order, s.slotOf, R, C, K);
+            float[] dg = zeros("dgr", R * F);
+            ops.matmulBackwardWeightGrouped(grads.get(p + "w2"), s.gr, dye, s.offsets, E, F, C);
+            ops.matmulBackwardInputGrouped(dg, dye, params.get(p + "w2"), s.expertOf, R, F, C);
+            float[] dh1 = zeros("dh1r", R * F);
+            float[] dh3 = zeros("dh3r", R * F);
+            ops.swigluBackward(dh1, dh3, dg, s.h1r, s.h3r, R, F);
+            float[] din = zeros("dxr", R * C);
+            ops.matmulBackwardWeightGrouped(grads.get(p + "w1"), s.xr, dh1, s.offsets, E, C, F);
+            ops.matmulBackwardInputGrouped(din, dh1, params.get(p + "w1"), s.expertOf, R, C, F);
+            ops.matmulBackwardWeightGrouped(grads.get(p + "w3"), s.xr, dh3, s.offsets, E, C, F);
+            ops.matmulBackwardInputGrouped(din, dh3, params.get(p + "w3"), s.expertOf, R, C, F);
+            ops.moeGatherBackwardPacked(da, din, s.position, s.sel, N, E, K, C);
+        }
+        for (int e = packedMoe ? E : 0; e < E + S; e++) {
             boolean shared = e >= E;
             int cnt = shared ? N : s.counts[e];
             if (cnt == 0) {
@@ -565,7 +605,8 @@ public final class Model {
         for (Sub s : subs) {
             kept.addAll(Arrays.asList(s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres, s.xbar, s.xrstd, s.tpre, s.tpost,
                     s.tres, s.u, s.rstd, s.a, s.y, s.qraw, s.kraw, s.q, s.k, s.v, s.att, s.o, s.h1, s.h3, s.g,
-                    s.rlogits, s.scores, s.gates, s.sel, s.rows, s.slots, s.counts));
+                    s.rlogits, s.scores, s.gates, s.sel, s.rows, s.slots, s.counts,
+                    s.order, s.slotOf, s.expertOf, s.position, s.offsets, s.xr, s.h1r, s.h3r, s.gr, s.yr));
             for (float[][] perExpert : new float[][][]{s.ex, s.eh1, s.eh3, s.eg, s.ey}) {
                 if (perExpert != null) {
                     kept.addAll(Arrays.asList(perExpert));
@@ -743,9 +784,22 @@ public final class Model {
                 s.scores = new float[N * E];
                 s.gates = new float[N * K];
                 s.sel = new int[N * K];
-                s.rows = new int[E * N];
-                s.slots = new int[E * N];
+                s.rows = packedMoe ? null : new int[E * N];
+                s.slots = packedMoe ? null : new int[E * N];
                 s.counts = new int[E];
+                if (packedMoe) {
+                    int R = N * K, F = cfg.expertHidden();
+                    s.order = new int[R];
+                    s.slotOf = new int[R];
+                    s.expertOf = new int[R];
+                    s.position = new int[N * K];
+                    s.offsets = new int[E + 1];
+                    s.xr = new float[R * C];
+                    s.h1r = new float[R * F];
+                    s.h3r = new float[R * F];
+                    s.gr = new float[R * F];
+                    s.yr = new float[R * C];
+                }
                 s.ex = new float[E + S][];
                 s.eh1 = new float[E + S][];
                 s.eh3 = new float[E + S][];

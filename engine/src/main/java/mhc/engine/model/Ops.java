@@ -315,6 +315,15 @@ public class Ops {
     }
 
     /**
+     * Whether the model should use forms whose array sizes do not depend on the data (MoE's
+     * packed form, {@link Moe#moePack}), so that a pass can be recorded once and replayed: a
+     * device backend. The JVM backends take the per-expert form, which skips idle experts.
+     */
+    public boolean prefersFixedShapes() {
+        return false;
+    }
+
+    /**
      * The part of the model the next calls belong to ({@code "blocks.1.attn"}, {@code "head"},
      * ...), for a backend that names its device tasks after the model. Ignored here.
      */
@@ -438,6 +447,38 @@ public class Ops {
 
     public void rmsForward(float[] rms, float[] v, int N, int K) {
         Mhc.rmsForward(rms, v, N, K);
+    }
+
+    public void moePack(int[] order, int[] slotOf, int[] expertOf, int[] position, int[] offsets, int[] counts, int[] sel, int N, int E, int K) {
+        Moe.moePack(order, slotOf, expertOf, position, offsets, counts, sel, N, E, K);
+    }
+
+    public void moeGatherPacked(float[] out, float[] a, int[] order, int R, int C) {
+        Moe.moeGatherPacked(out, a, order, R, C);
+    }
+
+    public void moeGatherBackwardPacked(float[] da, float[] dout, int[] position, int[] sel, int N, int E, int K, int C) {
+        Moe.moeGatherBackwardPacked(da, dout, position, sel, N, E, K, C);
+    }
+
+    public void moeCombinePacked(float[] y, float[] ye, float[] gates, int[] position, int[] sel, int N, int E, int K, int C) {
+        Moe.moeCombinePacked(y, ye, gates, position, sel, N, E, K, C);
+    }
+
+    public void moeCombineBackwardPacked(float[] dye, float[] dgates, float[] dy, float[] ye, float[] gates, int[] order, int[] slotOf, int R, int C, int K) {
+        Moe.moeCombineBackwardPacked(dye, dgates, dy, ye, gates, order, slotOf, R, C, K);
+    }
+
+    public void matmulForwardGrouped(float[] out, float[] inp, float[] w, int[] expertOf, int R, int IN, int OUT) {
+        Matmul.matmulForwardGrouped(out, inp, w, expertOf, R, IN, OUT);
+    }
+
+    public void matmulBackwardInputGrouped(float[] dinp, float[] dout, float[] w, int[] expertOf, int R, int IN, int OUT) {
+        Matmul.matmulBackwardInputGrouped(dinp, dout, w, expertOf, R, IN, OUT);
+    }
+
+    public void matmulBackwardWeightGrouped(float[] dw, float[] inp, float[] dout, int[] offsets, int E, int IN, int OUT) {
+        Matmul.matmulBackwardWeightGrouped(dw, inp, dout, offsets, E, IN, OUT);
     }
 
     public void moeAddShared(float[] y, float[] ys, int N, int C) {

@@ -22,7 +22,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * run, are the same for any thread count: a chunk is always one row, and the order of the
  * additions is fixed.
  *
- * <p>On a device backend that captures passes (TornadoVM; not MoE), {@link #trainOnDevice}
+ * <p>On a device backend that captures passes (TornadoVM), {@link #trainOnDevice}
  * runs a whole training step instead: the batch as one replayed pass on a model of its own,
  * with the optimizer update in the same pass, so parameters, gradients and moments stay on the
  * device; the device parallelizes inside each kernel.
@@ -138,7 +138,7 @@ public final class StepRunner implements AutoCloseable {
         return new Result(loss / total, loads, withGains ? average(chunkGains) : null, firstBad);
     }
 
-    /** Whether {@link #trainOnDevice} can run: a backend that captures passes, and not MoE. */
+    /** Whether {@link #trainOnDevice} can run: a backend that captures passes. */
     public boolean trainsOnDevice() {
         return replicas[0].capturesPasses();
     }
@@ -153,6 +153,18 @@ public final class StepRunner implements AutoCloseable {
             devicePass = new Model(params, backend.newOps());
         }
         devicePass.trainPass(batch, B, T, B * T, update);
+    }
+
+    /** MoE: the expert loads of the last {@link #trainOnDevice} ({@code [l][e]}, odd l), else null. */
+    public int[][] deviceLoads() {
+        if (!cfg.isMoe() || devicePass == null) {
+            return null;
+        }
+        int[][] loads = new int[cfg.sublayers()][];
+        for (int l = 1; l < cfg.sublayers(); l += 2) {
+            loads[l] = devicePass.expertLoads(l);
+        }
+        return loads;
     }
 
     /** Copies the parameters and moments that {@link #trainOnDevice} updated back to the host. */

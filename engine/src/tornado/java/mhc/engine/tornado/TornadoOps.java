@@ -550,6 +550,52 @@ public class TornadoOps extends Ops {
         run("rmsForward", (g, id) -> g.task(id, Mhc::rmsForward, rms, v, N, K), arrays(rms, v), N, K);
     }
 
+    /** The model takes MoE's packed form here: its sizes do not depend on the routing, so a pass can be captured. */
+    @Override
+    public boolean prefersFixedShapes() {
+        return true;
+    }
+
+    @Override
+    public void moePack(int[] order, int[] slotOf, int[] expertOf, int[] position, int[] offsets, int[] counts, int[] sel, int N, int E, int K) {
+        run("moePack", (g, id) -> g.task(id, Moe::moePack, order, slotOf, expertOf, position, offsets, counts, sel, N, E, K), arrays(order, slotOf, expertOf, position, offsets, counts, sel), N, E, K);
+    }
+
+    @Override
+    public void moeGatherPacked(float[] out, float[] a, int[] order, int R, int C) {
+        run("moeGatherPacked", (g, id) -> g.task(id, Moe::moeGatherPacked, out, a, order, R, C), arrays(out, a, order), R, C);
+    }
+
+    @Override
+    public void moeGatherBackwardPacked(float[] da, float[] dout, int[] position, int[] sel, int N, int E, int K, int C) {
+        run("moeGatherBackwardPacked", (g, id) -> g.task(id, Moe::moeGatherBackwardPacked, da, dout, position, sel, N, E, K, C), arrays(da, dout, position, sel), N, E, K, C);
+    }
+
+    @Override
+    public void moeCombinePacked(float[] y, float[] ye, float[] gates, int[] position, int[] sel, int N, int E, int K, int C) {
+        run("moeCombinePacked", (g, id) -> g.task(id, Moe::moeCombinePacked, y, ye, gates, position, sel, N, E, K, C), arrays(y, ye, gates, position, sel), N, E, K, C);
+    }
+
+    @Override
+    public void moeCombineBackwardPacked(float[] dye, float[] dgates, float[] dy, float[] ye, float[] gates, int[] order, int[] slotOf, int R, int C, int K) {
+        run("moeCombineBackwardPacked", (g, id) -> g.task(id, Moe::moeCombineBackwardPacked, dye, dgates, dy, ye, gates, order, slotOf, R, C, K), arrays(dye, dgates, dy, ye, gates, order, slotOf), R, C, K);
+    }
+
+    @Override
+    public void matmulForwardGrouped(float[] out, float[] inp, float[] w, int[] expertOf, int R, int IN, int OUT) {
+        run("matmulForwardGrouped", (g, id) -> g.task(id, Matmul::matmulForwardGrouped, out, inp, w, expertOf, R, IN, OUT), arrays(out, inp, w, expertOf), R, IN, OUT);
+    }
+
+    @Override
+    public void matmulBackwardInputGrouped(float[] dinp, float[] dout, float[] w, int[] expertOf, int R, int IN, int OUT) {
+        run("matmulBackwardInputGrouped", (g, id) -> g.task(id, Matmul::matmulBackwardInputGrouped, dinp, dout, w, expertOf, R, IN, OUT), arrays(dinp, dout, w, expertOf), R, IN, OUT);
+    }
+
+    @Override
+    public void matmulBackwardWeightGrouped(float[] dw, float[] inp, float[] dout, int[] offsets, int E, int IN, int OUT) {
+        run("matmulBackwardWeightGrouped", (g, id) -> g.task(id, Matmul::matmulBackwardWeightGrouped, dw, inp, dout, offsets, E, IN, OUT), arrays(dw, inp, dout, offsets), E, IN, OUT);
+    }
+
     @Override
     public void moeAddShared(float[] y, float[] ys, int N, int C) {
         run("moeAddShared", (g, id) -> g.task(id, Moe::moeAddShared, y, ys, N, C), arrays(y, ys), N, C);
