@@ -26,8 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * TornadoVM cannot compile fails instead of silently running as Java). Elsewhere it is skipped.
  * Device selection: {@code -Dmhc.test.device=B:D} (default: TornadoVM's default device).
  * Covered: single kernel calls (the gradients of all six connection x FFN combinations), the
- * captured pass that training replays with activations kept on the device (residual, hc, mhc,
- * checked on a replay with new inputs and parameters), and ten training steps.
+ * tiled linear maps against the plain kernels, the captured pass with activations kept on the
+ * device (residual, hc, mhc and mhc/moe, checked on a replay with new inputs and parameters),
+ * and ten training steps run whole on the device (dense and moe).
  *
  * <p>Tolerance: the device runs the same float kernels but may contract multiply-adds and use
  * its own exp/tanh, so results differ by rounding: loss within 1e-5 relative; every gradient

@@ -35,7 +35,8 @@ import java.util.function.BiFunction;
 
 /**
  * Every kernel of the model run by TornadoVM on one device. The same plain kernels as the JVM
- * path: there is no second copy of the math. Two ways to run:
+ * path, except the linear maps, which run in {@link TiledMatmul}'s local-memory form (checked
+ * against the plain kernels by the device tests). Two ways to run:
  * <ul>
  *   <li>Call by call: each distinct call (kernel, arrays, sizes) becomes a one-task graph,
  *       compiled on first use and cached, that copies its arrays to the device, runs, and
@@ -43,7 +44,8 @@ import java.util.function.BiFunction;
  *   <li>Captured ({@link #beginCapture} .. {@link #endCapture}, then {@link #replay}): a whole
  *       forward and backward pass recorded once and replayed as a chain of graphs in one
  *       execution plan, with the arrays kept on the device between kernels (training steps,
- *       through {@code Model.forwardBackward}).</li>
+ *       through {@code Model.trainPass}, which adds the optimizer to the pass and keeps
+ *       parameters and moments on the device).</li>
  * </ul>
  *
  * <p>Scalar arguments are compiled into the kernel, so a graph belongs to one shape; the
