@@ -341,6 +341,39 @@ class FastKernelTest {
         }
     }
 
+    /**
+     * The scheduled AdamW (learning rate, bias corrections and clip scale read from an array, as
+     * on a device) gives the same bits as the plain kernel with the same values as scalars, and
+     * changes nothing where the array says not to apply the step.
+     */
+    @Test
+    void scheduledAdamwIsBitIdenticalToPlain() {
+        for (int size : new int[]{1, 33, 1000}) {
+            Random rnd = new Random(size);
+            float[] p = gaussF(rnd, size, 1), g = gaussF(rnd, size, 1), m = gaussF(rnd, size, 0.1);
+            float[] v = uniformF(rnd, size, 0, 0.01);
+            float[] pR = p.clone(), mR = m.clone(), vR = v.clone(), pS = p.clone(), mS = m.clone(), vS = v.clone();
+            float[] hp = new float[mhc.kernels.AdamW.HP_SIZE];
+            for (int step = 1; step <= 3; step++) {
+                float lr = 3e-4f * step, bc1 = (float) (1 - Math.pow(0.9, step)), bc2 = (float) (1 - Math.pow(0.95, step));
+                mhc.kernels.AdamW.adamwUpdate(pR, g, mR, vR, lr, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, bc1, bc2, size);
+                hp[mhc.kernels.AdamW.HP_LR] = lr;
+                hp[mhc.kernels.AdamW.HP_BC1] = bc1;
+                hp[mhc.kernels.AdamW.HP_BC2] = bc2;
+                hp[mhc.kernels.AdamW.HP_SCALE] = 0.7f;
+                hp[mhc.kernels.AdamW.HP_APPLY] = 1f;
+                mhc.kernels.AdamW.adamwUpdateScheduled(pS, g, mS, vS, hp, 0.9f, 0.95f, 1e-8f, 0.1f, size);
+            }
+            assertArrayEquals(pR, pS, "param, size " + size);
+            assertArrayEquals(mR, mS, "m, size " + size);
+            assertArrayEquals(vR, vS, "v, size " + size);
+            hp[mhc.kernels.AdamW.HP_APPLY] = 0f;
+            mhc.kernels.AdamW.adamwUpdateScheduled(pS, g, mS, vS, hp, 0.9f, 0.95f, 1e-8f, 0.1f, size);
+            assertArrayEquals(pR, pS, "not applied: param unchanged, size " + size);
+            assertArrayEquals(mR, mS, "not applied: m unchanged, size " + size);
+        }
+    }
+
     /** Vector lanes and scalar tails run the same formula: equal inputs give equal bits anywhere. */
     @Test
     void valueDoesNotDependOnPosition() {

@@ -150,8 +150,9 @@ public final class Model {
      * replays them, with activations and gradients kept on the device between kernels. Each
      * replay copies the parameters, inputs and targets in and the losses and gradients out.
      * Returns the mean loss. Elsewhere the same as the two calls. MoE is captured in its
-     * packed form, whose sizes do not depend on the routing. The activations on the host are not updated by a replay:
-     * {@link #gains()} and {@link #firstNonFinite()} need a {@link #forward} first.
+     * packed form, whose sizes do not depend on the routing. The activations on the host are
+     * not updated by a replay: {@link #gains()} and {@link #firstNonFinite()} need a
+     * {@link #forward} first.
      */
     public double forwardBackward(int[] batch, int B, int T, int totalTokens) {
         if (!capturesPasses()) {

@@ -111,7 +111,6 @@ public class TornadoOps extends Ops {
 
     private List<Call> capturing;
     private TornadoExecutionPlan capturedPlan;
-    private int capturedCalls;
     private int capturedGraphs;
 
     /**
@@ -330,7 +329,6 @@ public class TornadoOps extends Ops {
             capturedPlan.withGridScheduler(grids); // TornadoVM refuses an empty one
         }
         all.add(capturedPlan);
-        capturedCalls = calls.size();
         capturedGraphs = graphsInPass;
     }
 
@@ -347,7 +345,7 @@ public class TornadoOps extends Ops {
                 lastResults[i] = capturedPlan.withGraph(i).execute();
             }
         } catch (RuntimeException e) {
-            throw TornadoSupport.failure("the captured pass (" + capturedCalls + " kernels)", device, e);
+            throw TornadoSupport.failure("the captured pass (" + capturedCallList.size() + " kernels)", device, e);
         }
     }
 
