@@ -109,6 +109,26 @@ public final class Streams {
     }
 
     /**
+     * The sublayer-output half of {@link #mixBackwardStreams} alone: {@code dy += sum_i hpost[i] dxout[i]},
+     * with the same sums (so the same bits). The mHC backward needs dy before the sublayer's
+     * backward and the streams' half only after it.
+     */
+    public static void mixBackwardOutput(float[] dy,    // (N, C)
+                                         float[] dxout, // (N, n, C)
+                                         float[] hpost, // (N, n)
+                                         int N, int n, int C) {
+        for (@Parallel int r = 0; r < N; r++) {
+            for (@Parallel int c = 0; c < C; c++) {
+                float gy = 0f;
+                for (int i = 0; i < n; i++) {
+                    gy += hpost[r * n + i] * dxout[(r * n + i) * C + c];
+                }
+                dy[r * C + c] += gy;
+            }
+        }
+    }
+
+    /**
      * Undoes {@code xout[i] = sum_j hres[i][j] x[j] + hpost[i] y} for the coefficients:
      * {@code dhres[i][j] += dxout[i] · x[j]}, {@code dhpost[i] += dxout[i] · y}.
      */

@@ -19,8 +19,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * The mHC connection at gpt-small's shape (N = 2048 tokens, n = 4 streams, C = 256, 20
  * Sinkhorn-Knopp iterations), single-threaded: the connection before a sublayer, the mix after
- * it, and the two calls that span a sublayer boundary (the mix and the next connection in one
- * pass on the fast path). {@code plain} composes the reference kernels, {@code fused} is the
+ * it, the mix and the next connection in one call (one pass on the fast path), and the
+ * connection's whole backward in one call. {@code plain} composes the reference kernels, {@code fused} is the
  * scalar fused kernels, {@code fast} the Vector API path.
  */
 @State(Scope.Benchmark)
@@ -110,11 +110,14 @@ public class ConnectionBench {
         return u;
     }
 
-    /** mhcPreBackward + mixBackward as one call. */
+    /**
+     * The connection's whole backward around a sublayer as one call (the mix's backward, the
+     * connection's, and the previous sublayer's dy): what the model runs per mHC sublayer.
+     */
     @Benchmark
-    public float[] mhcPreMixBackward() {
-        ops.mhcPreMixBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, phi, alpha,
-                dxMix, dyMix, dhresMix, dhpostMix, xPrev, hresPrev, hpostPrev, yPrev, N, n, C, iters);
+    public float[] mhcBackward() {
+        ops.mhcBackward(dxMix, dyMix, dphi, dalpha, dbias, dx, du, x, y, hpre, hpost, hres, rms, h, zres, phi, alpha,
+                hpostPrev, N, n, C, iters);
         return dxMix;
     }
 }

@@ -25,7 +25,8 @@ import static mhc.tests.KernelHarness.gaussF;
  * tail); N = 1, 17 and 40, so that the token groups of the coefficient kernels (16 lanes on
  * AVX-512, 8 on AVX2) come whole, partial and alone; Sinkhorn iters = 0, 1, 20. Forward outputs
  * start as NaN, gradients as random values (a backward must add to them; the mix's backward
- * group call must overwrite them, and leave dhres and dhpost alone when not asked for them).
+ * must overwrite them, and leave dhres and dhpost alone when not asked for them); the outputs
+ * that the mHC backward overwrites start as NaN.
  */
 class FastMhcTest {
 
@@ -84,7 +85,12 @@ class FastMhcTest {
             same("fast mixBackward dhres" + tc, dhresP, dhresF);
             same("fast mixBackward dhpost" + tc, dhpostP, dhpostF);
         }
+        float[] dyP = dy0.clone(), dyF = dy0.clone();
+        new Ops().mixBackwardOutput(dyP, dxout, hpost, N, n, C);
+        new FastOps().mixBackwardOutput(dyF, dxout, hpost, N, n, C);
+        same("fast mixBackwardOutput" + t, dyP, dyF);
     }
+
     /**
      * The calls across two sublayers (mix after one, connection before the next, fused per group
      * of tokens on the fast path) against the plain composition of the same two calls.
@@ -115,22 +121,26 @@ class FastMhcTest {
         for (int i = 0; i < names.length; i++) {
             same("mixMhcPreForward " + names[i] + tag, coeffs[0][i], coeffs[1][i]);
         }
-        // backward, both paths from the plain forward's state
+        // the whole backward around the sublayer, both paths from the plain forward's state; with
+        // the previous sublayer's Hpost (dyPrev) and without it (the first sublayer)
         float[][] c = coeffs[0];
-        float[][][] got = new float[2][][];
-        for (int p = 0; p < 2; p++) {
-            float[] dx = t.dx0.clone(), dphi = t.dphi0.clone(), dalpha = t.dalpha0.clone(), dbias = t.dbias0.clone();
-            float[] dxMix = nanF(N * n * C), dyMix = nanF(N * C), dhresMix = nanF(N * nn), dhpostMix = nanF(N * n);
-            paths[p].mhcPreMixBackward(dx, dphi, dalpha, dbias, t.du, t.dhpost, t.dhres, outs[0], c[1], c[2], c[4], c[5],
-                    c[6], t.phi, t.alpha, dxMix, dyMix, dhresMix, dhpostMix, xPrev, hresPrev, hpostPrev, yPrev,
-                    N, n, C, iters);
-            got[p] = new float[][]{dx, dphi, dalpha, dbias, dxMix, dyMix, dhresMix, dhpostMix};
-        }
-        String[] gnames = {"dx", "dphi", "dalpha", "dbias", "dxMix", "dyMix", "dhresMix", "dhpostMix"};
-        for (int i = 0; i < gnames.length; i++) {
-            same("mhcPreMixBackward " + gnames[i] + tag, got[0][i], got[1][i]);
+        float[] dxout = gaussF(rnd, N * n * C, 1), y = gaussF(rnd, N * C, 1);
+        for (boolean first : new boolean[]{false, true}) {
+            float[][][] got = new float[2][][];
+            for (int p = 0; p < 2; p++) {
+                float[] dx = nanF(N * n * C), dyPrev = first ? null : nanF(N * C);
+                float[] dphi = t.dphi0.clone(), dalpha = t.dalpha0.clone(), dbias = t.dbias0.clone();
+                paths[p].mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dxout, t.du, outs[0], y, c[1], c[2], c[3], c[4],
+                        c[5], c[6], t.phi, t.alpha, first ? null : hpostPrev, N, n, C, iters);
+                got[p] = new float[][]{dx, dphi, dalpha, dbias, first ? new float[0] : dyPrev};
+            }
+            String[] gnames = {"dx", "dphi", "dalpha", "dbias", "dyPrev"};
+            for (int i = 0; i < gnames.length; i++) {
+                same("mhcBackward " + gnames[i] + (first ? " (first sublayer)" : "") + tag, got[0][i], got[1][i]);
+            }
         }
     }
+
     /** HC on the fast path ({@code FastHc}) against the plain composition, every output and gradient. */
     @ParameterizedTest(name = "n={0} C={1} N={2}")
     @MethodSource("mixShapes")

@@ -234,6 +234,26 @@ class KernelGradientTest {
         }, grad("x", x, dx), grad("y", y, dy), grad("hres", hres, dhres), grad("hpost", hpost, dhpost));
     }
 
+    /** The dy half alone ({@code Streams.mixBackwardOutput}, which the mHC backward runs before the sublayer's). */
+    @Test
+    void streamsMixOutput() {
+        Random rnd = new Random(19);
+        int N = 4, n = 3, C = 5;
+        double[] x = gauss(rnd, N * n * C, 1);
+        double[] hres = gauss(rnd, N * n * n, 1);
+        double[] hpost = gauss(rnd, N * n, 1);
+        double[] y = gauss(rnd, N * C, 1);
+        double[] R = gauss(rnd, N * n * C, 1);
+        double[] xout = new double[N * n * C];
+        double[] dy = new double[y.length];
+        Loss loss = () -> {
+            Streams.mixForward(xout, x, hres, hpost, y, N, n, C);
+            return dot(xout, R);
+        };
+        verify("Streams mixBackwardOutput (n=3)", loss, () -> Streams.mixBackwardOutput(dy, R, hpost, N, n, C),
+                grad("y", y, dy));
+    }
+
     @Test
     void streamsCollapse() {
         Random rnd = new Random(10);

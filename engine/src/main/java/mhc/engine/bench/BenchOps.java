@@ -81,7 +81,7 @@ public final class BenchOps {
         fwd.add(mhcPreForward(s));
         bwd.add(mhcPreBackward(s));
         fwd.add(mixMhcPreForward(s));
-        bwd.add(mhcPreMixBackward(s));
+        bwd.add(mhcBackward(s));
         fwd.add(hcPreForward(s));
         bwd.add(hcPreBackward(s));
         fwd.add(moeRouteForward(s));
@@ -720,39 +720,38 @@ public final class BenchOps {
         });
     }
 
-    /** The mHC connection's backward and the previous sublayer's mix backward, as the model calls them. */
-    static OpCase mhcPreMixBackward(Shapes s) {
+    /**
+     * The mHC connection's whole backward around a sublayer (the mix's backward, the
+     * connection's, and the previous sublayer's dy), as the model calls it.
+     */
+    static OpCase mhcBackward(Shapes s) {
         int N = s.N(), n = s.n(), C = s.C(), M = s.M(), it = s.iters();
-        return new OpCase("mhcPreMixBackward", BACKWARD, streamShape(s) + " M=" + M,
-                mhcPreFlops(s, 2) + 2.0 * N * n * C * (2 * n + 1), FLOP,
-                "mhcPreBackward's FLOP + 2NnC(2n+1) (the mix backward)", CHAINED, seed -> {
+        return new OpCase("mhcBackward", BACKWARD, streamShape(s) + " M=" + M,
+                mhcPreFlops(s, 2) + 2.0 * N * n * C * (2 * n + 2), FLOP,
+                "mhcPreBackward's FLOP + 2NnC(2n+1) (the mix backward) + 2NnC (the previous dy)", CHAINED, seed -> {
             Rand r = new Rand(seed);
             MhcInputs in = MhcInputs.make(r, s);
-            MixInputs mix = MixInputs.make(r, N, n, C);
-            float[] du = r.gauss(N * C, 1), dhpost = r.gauss(N * n, 1), dhres = r.gauss(N * n * n, 1);
-            float[] dxStart = r.gauss(N * n * C, 1); // the mix's part of dx, which the mix backward below reads completed
+            float[] dxout = r.gauss(N * n * C, 1), du = r.gauss(N * C, 1), y = r.gauss(N * C, 1);
+            float[] hpostPrev = r.gauss(N * n, 1);
             return new Instance() {
-                final float[] dx = updated("dx", dxStart);
+                final float[] dx = overwritten("dx", N * n * C);
+                final float[] dyPrev = overwritten("dyPrev", N * C);
                 final float[] dphi = accumulated("dphi", n * C * M);
                 final float[] dalpha = accumulated("dalpha", 3);
                 final float[] dbias = accumulated("dbias", M);
-                final float[] dxMix = overwritten("dxMix", N * n * C);
-                final float[] dyMix = overwritten("dyMix", N * C);
-                final float[] dhresMix = overwritten("dhresMix", N * n * n);
-                final float[] dhpostMix = overwritten("dhpostMix", N * n);
-                final float[] hpre = state(N * n), hpost = state(N * n), rms = state(N), h = state(N * M), zres = state(N * n * n);
+                final float[] hpre = state(N * n), hpost = state(N * n), hres = state(N * n * n), rms = state(N),
+                        h = state(N * M), zres = state(N * n * n);
 
                 @Override
                 public void prepare(Ops ops) {
-                    ops.mhcPreForward(state(N * C), hpre, hpost, state(N * n * n), rms, h, zres, in.x(), in.phi(), in.alpha(),
+                    ops.mhcPreForward(state(N * C), hpre, hpost, hres, rms, h, zres, in.x(), in.phi(), in.alpha(),
                             in.bias(), N, n, C, it);
                 }
 
                 @Override
                 public void run(Ops ops) {
-                    ops.mhcPreMixBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, in.x(), hpre, hpost, rms, h, zres,
-                            in.phi(), in.alpha(), dxMix, dyMix, dhresMix, dhpostMix, mix.x(), mix.hres(), mix.hpost(), mix.y(),
-                            N, n, C, it);
+                    ops.mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dxout, du, in.x(), y, hpre, hpost, hres, rms, h, zres,
+                            in.phi(), in.alpha(), hpostPrev, N, n, C, it);
                 }
             };
         });

@@ -239,11 +239,13 @@ final class FastAttention {
      * returns the sum over the visible keys, lanes added in order.
      */
     private static float expShiftSum(float[] s, int row, float shift, int visible, int nv, float[] tmp) {
+        for (int j = 0; j < nv * VL; j += VL) {
+            FloatVector.fromArray(SP, s, row + j).sub(shift).intoArray(s, row + j);
+        }
+        VectorMath.expInPlace(s, row, nv * VL);
         FloatVector acc = FloatVector.zero(SP);
         for (int j = 0; j < nv * VL; j += VL) {
-            FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, s, row + j).sub(shift));
-            p.intoArray(s, row + j);
-            acc = acc.add(p);
+            acc = acc.add(FloatVector.fromArray(SP, s, row + j));
         }
         acc.intoArray(tmp, 0);
         return VectorMath.sumLanes(tmp);
@@ -273,16 +275,18 @@ final class FastAttention {
      * {@code dS = P (dP - delta) scale}.
      */
     private static void scoreGradients(float[] p, float[] ds, int row, int visible, int nv, float scale, float lse, float delta) {
+        for (int j = 0; j < nv * VL; j += VL) {
+            FloatVector.fromArray(SP, p, row + j).mul(scale).sub(lse).intoArray(p, row + j);
+        }
+        VectorMath.expInPlace(p, row, nv * VL);
         int full = visible / VL * VL;
         int j = 0;
         for (; j < full; j += VL) {
-            FloatVector pr = VectorMath.exp(FloatVector.fromArray(SP, p, row + j).mul(scale).sub(lse));
-            pr.intoArray(p, row + j);
+            FloatVector pr = FloatVector.fromArray(SP, p, row + j);
             pr.mul(FloatVector.fromArray(SP, ds, row + j).sub(delta)).mul(scale).intoArray(ds, row + j);
         }
         for (; j < nv * VL; j += VL) {
-            FloatVector pr = VectorMath.exp(FloatVector.fromArray(SP, p, row + j).mul(scale).sub(lse));
-            pr = pr.blend(0f, SP.indexInRange(j, visible).not());
+            FloatVector pr = FloatVector.fromArray(SP, p, row + j).blend(0f, SP.indexInRange(j, visible).not());
             pr.intoArray(p, row + j);
             pr.mul(FloatVector.fromArray(SP, ds, row + j).sub(delta)).mul(scale).intoArray(ds, row + j);
         }

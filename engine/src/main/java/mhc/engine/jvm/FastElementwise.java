@@ -4,7 +4,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import static mhc.engine.jvm.VectorMath.exp;
 
 /**
  * The row-wise and element-wise kernels on the Vector API: SwiGLU, RMSNorm, softmax
@@ -13,7 +12,7 @@ import static mhc.engine.jvm.VectorMath.exp;
  * full vector run the same formula in scalar code, so a value never depends on its position.
  *
  * <p>Differences from the plain kernels are rounding only: row sums are accumulated in VL
- * partial sums (then added in lane order), and exp is {@link VectorMath#exp}'s polynomial in
+ * partial sums (then added in lane order), and exp is {@link VectorMath#expInPlace}'s polynomial in
  * float where the plain kernels round {@code Math.exp} in double. AdamW uses the very operations
  * of the plain kernel in the same order (no fused multiply-add), so it is bit-identical to it.
  */
@@ -26,16 +25,33 @@ final class FastElementwise {
 
     // ------------------------------------------------------------------ SwiGLU
 
+    /** Entries per pass of {@link #negExp}: the chunk and its inputs stay in the L1 cache. */
+    private static final int CHUNK = 512;
+
+    /** {@code e[k] = e^-z[o+k]} for {@code k < len} (a multiple of VL). */
+    private static void negExp(float[] e, float[] z, int o, int len) {
+        for (int k = 0; k < len; k += VL) {
+            FloatVector.fromArray(SP, z, o + k).neg().intoArray(e, k);
+        }
+        VectorMath.expInPlace(e, 0, len);
+    }
+
     /** {@code out = silu(h1) * h3}, {@code silu(z) = z / (1 + e^-z)}. */
     static void swigluForward(float[] out, float[] h1, float[] h3, int N, int F) {
         int size = N * F;
         int i = 0;
         FloatVector one = FloatVector.broadcast(SP, 1f);
-        for (int bound = SP.loopBound(size); i < bound; i += VL) {
-            FloatVector z = FloatVector.fromArray(SP, h1, i);
-            FloatVector sig = one.div(exp(z.neg()).add(1f));
-            z.mul(sig).mul(FloatVector.fromArray(SP, h3, i)).intoArray(out, i);
+        float[] e = new float[CHUNK];
+        for (int bound = SP.loopBound(size); i < bound; i += CHUNK) {
+            int len = Math.min(CHUNK, bound - i);
+            negExp(e, h1, i, len);
+            for (int k = 0; k < len; k += VL) {
+                FloatVector z = FloatVector.fromArray(SP, h1, i + k);
+                FloatVector sig = one.div(FloatVector.fromArray(SP, e, k).add(1f));
+                z.mul(sig).mul(FloatVector.fromArray(SP, h3, i + k)).intoArray(out, i + k);
+            }
         }
+        i = SP.loopBound(size);
         for (; i < size; i++) {
             float z = h1[i];
             float sig = 1f / (VectorMath.exp(-z) + 1f);
@@ -48,15 +64,22 @@ final class FastElementwise {
         int size = N * F;
         int i = 0;
         FloatVector one = FloatVector.broadcast(SP, 1f);
-        for (int bound = SP.loopBound(size); i < bound; i += VL) {
-            FloatVector z = FloatVector.fromArray(SP, h1, i);
-            FloatVector sig = one.div(exp(z.neg()).add(1f));
-            FloatVector g = FloatVector.fromArray(SP, dout, i);
-            FloatVector gh = g.mul(FloatVector.fromArray(SP, h3, i)).mul(sig);
-            FloatVector d1 = gh.mul(z.mul(one.sub(sig)).add(1f));
-            FloatVector.fromArray(SP, dh1, i).add(d1).intoArray(dh1, i);
-            FloatVector.fromArray(SP, dh3, i).add(g.mul(z).mul(sig)).intoArray(dh3, i);
+        float[] e = new float[CHUNK];
+        for (int bound = SP.loopBound(size); i < bound; i += CHUNK) {
+            int len = Math.min(CHUNK, bound - i);
+            negExp(e, h1, i, len);
+            for (int k = 0; k < len; k += VL) {
+                int o = i + k;
+                FloatVector z = FloatVector.fromArray(SP, h1, o);
+                FloatVector sig = one.div(FloatVector.fromArray(SP, e, k).add(1f));
+                FloatVector g = FloatVector.fromArray(SP, dout, o);
+                FloatVector gh = g.mul(FloatVector.fromArray(SP, h3, o)).mul(sig);
+                FloatVector d1 = gh.mul(z.mul(one.sub(sig)).add(1f));
+                FloatVector.fromArray(SP, dh1, o).add(d1).intoArray(dh1, o);
+                FloatVector.fromArray(SP, dh3, o).add(g.mul(z).mul(sig)).intoArray(dh3, o);
+            }
         }
+        i = SP.loopBound(size);
         for (; i < size; i++) {
             float z = h1[i];
             float sig = 1f / (VectorMath.exp(-z) + 1f);
@@ -183,12 +206,13 @@ final class FastElementwise {
             for (; v < V; v++) {
                 max = Math.max(max, logits[o + v]);
             }
+            for (v = 0; v < bound; v += VL) {
+                FloatVector.fromArray(SP, logits, o + v).sub(max).intoArray(probs, o + v);
+            }
+            VectorMath.expInPlace(probs, o, bound);
             FloatVector acc = FloatVector.zero(SP);
-            v = 0;
-            for (; v < bound; v += VL) {
-                FloatVector e = exp(FloatVector.fromArray(SP, logits, o + v).sub(max));
-                e.intoArray(probs, o + v);
-                acc = acc.add(e);
+            for (v = 0; v < bound; v += VL) {
+                acc = acc.add(FloatVector.fromArray(SP, probs, o + v));
             }
             acc.intoArray(tmp, 0);
             float sum = VectorMath.sumLanes(tmp);

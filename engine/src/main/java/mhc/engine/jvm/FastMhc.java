@@ -6,7 +6,7 @@ import mhc.kernels.Mhc;
 import mhc.kernels.MhcFused;
 import mhc.kernels.Streams;
 
-import static mhc.engine.jvm.VectorMath.exp;
+import static mhc.engine.jvm.VectorMath.expInPlace;
 
 /**
  * The mHC connection's per-token work on the Vector API: the same math as {@link MhcFused}'s
@@ -110,13 +110,17 @@ final class FastMhc {
         // sigmoids, exp and Sinkhorn-Knopp, lane-wise
         FloatVector one = FloatVector.broadcast(SP, 1f);
         for (int m = 0; m < 2 * n; m++) {
-            FloatVector z = FloatVector.fromArray(SP, work, zOff + m * VL);
-            FloatVector s = one.div(exp(z.neg()).add(1f));
-            (m < n ? s : s.mul(2f)).intoArray(work, zOff + m * VL);
+            FloatVector.fromArray(SP, work, zOff + m * VL).neg().intoArray(work, zOff + m * VL);
         }
         FloatVector max = FloatVector.fromArray(SP, work, maxOff);
         for (int e = 0; e < nn; e++) {
-            exp(FloatVector.fromArray(SP, work, zOff + (2 * n + e) * VL).sub(max)).intoArray(work, sOff + e * VL);
+            FloatVector.fromArray(SP, work, zOff + (2 * n + e) * VL).sub(max).intoArray(work, sOff + e * VL);
+        }
+        expInPlace(work, zOff, 2 * n * VL);
+        expInPlace(work, sOff, nn * VL);
+        for (int m = 0; m < 2 * n; m++) {
+            FloatVector s = one.div(FloatVector.fromArray(SP, work, zOff + m * VL).add(1f));
+            (m < n ? s : s.mul(2f)).intoArray(work, zOff + m * VL);
         }
         for (int it = 0; it < iters; it++) {
             normalizeColumns(work, sOff, sOff, n);
@@ -234,13 +238,24 @@ final class FastMhc {
     static void preBackward(float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
                             float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
                             float[] zres, float[] alpha, float[] work, int N, int n, int C, int iters) {
+        int K = n * C;
+        float[] gr = new float[VL];
         for (int r0 = 0; r0 < N; r0 += VL) {
-            preBackwardGroup(r0, Math.min(VL, N - r0), dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
+            int G = Math.min(VL, N - r0);
+            preBackwardGroup(r0, G, gr, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
+            for (int l = 0; l < G; l++) {
+                int r = r0 + l;
+                addAggregateGrad(dx, x, r * K, du, r * C, hpre, r * n, gr[l], n, C);
+            }
         }
     }
 
-    /** One group of {@code G <= VL} tokens from {@code r0}: see {@link #preBackward}. */
-    static void preBackwardGroup(int r0, int G, float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
+    /**
+     * One group of {@code G <= VL} tokens from {@code r0}: the coefficient part of
+     * {@link #preBackward}, writing workDz, workDh and, per token of the group, the factor
+     * {@code gr[l]} of the rms' part of the streams' gradient ({@code dx[j] += gr x[j]}).
+     */
+    static void preBackwardGroup(int r0, int G, float[] gr, float[] workDz, float[] workDh, float[] du, float[] dhpost,
                                  float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
                                  float[] zres, float[] alpha, float[] work, int n, int C, int iters) {
         int nn = n * n;
@@ -283,8 +298,9 @@ final class FastMhc {
         FloatVector max = FloatVector.fromArray(SP, work, maxOff);
         for (int e = 0; e < nn; e++) {
             int o = sOff + e * VL;
-            exp(FloatVector.fromArray(SP, work, o).sub(max)).intoArray(work, o);
+            FloatVector.fromArray(SP, work, o).sub(max).intoArray(work, o);
         }
+        expInPlace(work, sOff, nn * VL);
         for (int k = 0; k < S - 1; k++) {
             int src = sOff + k * nn * VL;
             if (k % 2 == 0) {
@@ -335,9 +351,8 @@ final class FastMhc {
                 workDh[ho + m] = dz * a * inv;
                 dr -= dz * a * h[ho + m] * inv * inv;
             }
-            // dx[j] += Hpre[j] du + drms x[j] / (K r)
-            float gr = dr / (K * rms[r]);
-            addAggregateGrad(dx, x, r * K, du, r * C, hpre, r * n, gr, n, C);
+            // the rms' part of dx[j]: drms x[j] / (K r)
+            gr[l] = dr / (K * rms[r]);
         }
     }
 
@@ -415,27 +430,39 @@ final class FastMhc {
     }
 
     /**
-     * The connection's backward before sublayer l ({@link #preBackward} and
-     * {@code dx += dh · phi^T}, completing dx), then {@link #mixBackward} of sublayer l-1 with
-     * that dx as its output gradient (writing dxMix, dyMix, dhresMix, dhpostMix).
-     * {@code phiTPanels}: phi^T packed by {@link FastGemm#packPanels}. The caller adds
-     * {@code dphi += x^T dh} and the coefficient parameters' gradients from workDh and workDz.
+     * The whole backward of the connection around sublayer l ({@code Ops.mhcBackward}), per
+     * group of FastGemm.GROUP tokens while their rows are in cache: the coefficient gradients
+     * of the mix ({@link #mixCoeffGradToken}), the coefficient backward ({@link #preBackwardGroup}),
+     * the streams' gradient {@code dx = Hres^T dxout + Hpre du + gr x} written once
+     * ({@link #streamGradToken}), {@code dx += dh · phi^T} on the group's rows, and, with
+     * {@code hpostPrev}, the previous sublayer's {@code dyPrev = sum_i hpostPrev[i] dx[i]}.
+     * So x and dxout are read once and dx is written once. The same FMA chains as the separate
+     * passes (the same bits). {@code phiTPanels}: phi^T packed by {@link FastGemm#packPanels}.
+     * The caller adds {@code dphi += x^T dh} and the coefficient parameters' gradients from
+     * workDh and workDz.
      */
-    static void preMixBackward(float[] dx, float[] workDz, float[] workDh, float[] du, float[] dhpost,
-                               float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
-                               float[] zres, float[] alpha, float[] phiTPanels,
-                               float[] dxMix, float[] dyMix, float[] dhresMix, float[] dhpostMix, float[] xMix,
-                               float[] hresMix, float[] hpostMix, float[] yMix,
-                               float[] work, float[] aPad, float[] tile, float[] tmp, int N, int n, int C, int iters) {
+    static void backward(float[] dx, float[] dyPrev, float[] workDz, float[] workDh, float[] dhpost, float[] dhres,
+                         float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
+                         float[] rms, float[] h, float[] zres, float[] alpha, float[] phiTPanels, float[] hpostPrev,
+                         float[] work, float[] aPad, float[] tile, float[] tmp, int N, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
+        float[] gr = new float[VL];
         for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
             int G = Math.min(FastGemm.GROUP, N - r0);
-            preBackwardGroup(r0, G, dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
-                    n, C, iters);
-            FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
             for (int r = r0; r < r0 + G; r++) {
-                mixBackwardToken(r, dxMix, dyMix, dhresMix, dhpostMix, dx, xMix, hresMix, hpostMix, yMix, true, tmp, n, C);
+                mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, tmp, n, C);
+            }
+            preBackwardGroup(r0, G, gr, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
+                    n, C, iters);
+            for (int l = 0; l < G; l++) {
+                streamGradToken(r0 + l, dx, dxout, x, du, hres, hpre, gr[l], n, C);
+            }
+            FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
+            if (hpostPrev != null) {
+                for (int r = r0; r < r0 + G; r++) {
+                    outputGradToken(r, dyPrev, dx, hpostPrev, n, C);
+                }
             }
         }
     }
@@ -495,11 +522,42 @@ final class FastMhc {
     /** Token {@code r} of {@link #mixBackward}. */
     static void mixBackwardToken(int r, float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                                  float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp, int n, int C) {
+        outputGradToken(r, dy, dxout, hpost, n, C);
+        streamGradToken(r, dx, dxout, null, null, hres, null, 0f, n, C);
+        if (coeffs) {
+            mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, tmp, n, C);
+        }
+    }
+
+    /** {@link Streams#mixBackwardOutput}: {@code dy += sum_i hpost[i] dxout[i]} per token. */
+    static void mixBackwardOutput(float[] dy, float[] dxout, float[] hpost, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int yo = r * C;
+            int xo = r * n * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hpost[r * n]);
+                for (int i = 1; i < n; i++) {
+                    acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hpost[r * n + i]), acc);
+                }
+                FloatVector.fromArray(SP, dy, yo + c).add(acc).intoArray(dy, yo + c);
+            }
+            for (; c < C; c++) {
+                float acc = dxout[xo + c] * hpost[r * n];
+                for (int i = 1; i < n; i++) {
+                    acc = Math.fma(dxout[xo + i * C + c], hpost[r * n + i], acc);
+                }
+                dy[yo + c] += acc;
+            }
+        }
+    }
+
+    /** Token {@code r} of the mix's backward for its output: {@code dy = sum_i hpost[i] dxout[i]}, overwriting. */
+    static void outputGradToken(int r, float[] dy, float[] dxout, float[] hpost, int n, int C) {
         int bound = SP.loopBound(C);
         int yo = r * C;
         int xo = r * n * C;
-        int ho = r * n * n;
-        // dy
         int c = 0;
         for (; c < bound; c += VL) {
             FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hpost[r * n]);
@@ -515,14 +573,31 @@ final class FastMhc {
             }
             dy[yo + c] = acc;
         }
-        // dx[j]
+    }
+
+    /**
+     * Token {@code r}'s stream gradient, overwriting: the mix's part {@code dx[j] = sum_i hres[i][j] dxout[i]}
+     * and, with {@code du} (else null), the aggregate's and the rms' parts of the connection
+     * before the sublayer added to it: {@code + (hpre[j] du + gr x[j])}.
+     */
+    static void streamGradToken(int r, float[] dx, float[] dxout, float[] x, float[] du, float[] hres, float[] hpre,
+                                float gr, int n, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int xo = r * n * C;
+        int ho = r * n * n;
         for (int j = 0; j < n; j++) {
             int o = xo + j * C;
-            c = 0;
+            float wj = du == null ? 0f : hpre[r * n + j];
+            int c = 0;
             for (; c < bound; c += VL) {
                 FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hres[ho + j]);
                 for (int i = 1; i < n; i++) {
                     acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hres[ho + i * n + j]), acc);
+                }
+                if (du != null) {
+                    FloatVector t = FloatVector.fromArray(SP, x, o + c).mul(gr);
+                    acc = acc.add(FloatVector.fromArray(SP, du, yo + c).fma(FloatVector.broadcast(SP, wj), t));
                 }
                 acc.intoArray(dx, o + c);
             }
@@ -531,12 +606,17 @@ final class FastMhc {
                 for (int i = 1; i < n; i++) {
                     acc = Math.fma(dxout[xo + i * C + c], hres[ho + i * n + j], acc);
                 }
-                dx[o + c] = acc;
+                dx[o + c] = du == null ? acc : acc + Math.fma(du[yo + c], wj, x[o + c] * gr);
             }
         }
-        if (!coeffs) {
-            return;
-        }
+    }
+
+    /** Token {@code r} of the mix's backward for its coefficients: {@code dhres[i][j] = dxout[i] · x[j]}, {@code dhpost[i] = dxout[i] · y}. */
+    static void mixCoeffGradToken(int r, float[] dhres, float[] dhpost, float[] dxout, float[] x, float[] y,
+                                  float[] tmp, int n, int C) {
+        int yo = r * C;
+        int xo = r * n * C;
+        int ho = r * n * n;
         for (int i = 0; i < n; i++) {
             int go = xo + i * C;
             dhpost[r * n + i] = dot(dxout, go, y, yo, C, tmp, 0);

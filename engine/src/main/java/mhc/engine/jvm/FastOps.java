@@ -207,7 +207,8 @@ public class FastOps extends Ops {
     }
 
     // Across two sublayers: the mix and the next connection on a group of tokens while its
-    // streams are in cache (FastMhc.mixPreForward / preMixBackward). Needs FastGemm's row-group
+    // streams are in cache (FastMhc.mixPreForward), and the connection's whole backward
+    // (FastMhc.backward). Needs FastGemm's row-group
     // kernel (32 vector registers); elsewhere the two halves run one after the other.
 
     @Override
@@ -230,15 +231,13 @@ public class FastOps extends Ops {
     }
 
     @Override
-    public void mhcPreMixBackward(float[] dx, float[] dphi, float[] dalpha, float[] dbias, float[] du,
-                                  float[] dhpost, float[] dhres, float[] x, float[] hpre, float[] hpost,
-                                  float[] rms, float[] h, float[] zres, float[] phi, float[] alpha,
-                                  float[] dxMix, float[] dyMix, float[] dhresMix, float[] dhpostMix, float[] xMix,
-                                  float[] hresMix, float[] hpostMix, float[] yMix,
-                                  int N, int n, int C, int iters) {
+    public void mhcBackward(float[] dx, float[] dyPrev, float[] dphi, float[] dalpha, float[] dbias,
+                            float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
+                            float[] rms, float[] h, float[] zres, float[] phi, float[] alpha, float[] hpostPrev,
+                            int N, int n, int C, int iters) {
         if (!FastGemm.ROW_GROUPS) {
-            super.mhcPreMixBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, phi, alpha,
-                    dxMix, dyMix, dhresMix, dhpostMix, xMix, hresMix, hpostMix, yMix, N, n, C, iters);
+            super.mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dxout, du, x, y, hpre, hpost, hres, rms, h, zres, phi,
+                    alpha, hpostPrev, N, n, C, iters);
             return;
         }
         int K = n * C;
@@ -247,8 +246,8 @@ public class FastOps extends Ops {
         FastGemm.packPanels(panels, phi, 0, 1, M, M, K); // phi^T: (m, k) at phi[k*M + m]
         float[] workDz = scratch("fast.mhcWorkDz", N * M);
         float[] workDh = scratch("fast.mhcWorkDh", N * M);
-        FastMhc.preMixBackward(dx, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, panels,
-                dxMix, dyMix, dhresMix, dhpostMix, xMix, hresMix, hpostMix, yMix,
+        FastMhc.backward(dx, dyPrev, workDz, workDh, scratch("fast.mhcDhpost", N * n), scratch("fast.mhcDhres", N * n * n),
+                dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
                 scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), scratch("fast.lanes", VectorMath.VL),
                 N, n, C, iters);
@@ -261,6 +260,11 @@ public class FastOps extends Ops {
     @Override
     public void mixForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int N, int n, int C) {
         FastMhc.mixForward(xout, x, hres, hpost, y, N, n, C);
+    }
+
+    @Override
+    public void mixBackwardOutput(float[] dy, float[] dxout, float[] hpost, int N, int n, int C) {
+        FastMhc.mixBackwardOutput(dy, dxout, hpost, N, n, C);
     }
 
     /** Streams and coefficients in one pass per token, overwriting (see {@link FastMhc#mixBackward}). */

@@ -42,26 +42,38 @@ final class VectorMath {
     /** Clamp above: exp(88) = 1.65e38 still fits (the overflow case only meets 1/(1+exp) here). */
     private static final float HI = 88f;
 
-    /** e^x per lane; 0 below -87.3 (so -infinity gives 0), NaN stays NaN. */
-    static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.max(LO).min(HI);
-        FloatVector t = xc.fma(LOG2E, ROUND);
-        FloatVector n = t.sub(ROUND);
-        FloatVector r = n.fma(FloatVector.broadcast(SP, -LN2_HI), xc);
-        r = n.fma(FloatVector.broadcast(SP, -LN2_LO), r);
-        FloatVector p = r.fma(P0, P1);
-        p = p.fma(r, FloatVector.broadcast(SP, P2));
-        p = p.fma(r, FloatVector.broadcast(SP, P3));
-        p = p.fma(r, FloatVector.broadcast(SP, P4));
-        p = p.fma(r, FloatVector.broadcast(SP, P5));
-        FloatVector r2 = r.mul(r);
-        p = p.fma(r2, r.add(1f));
-        IntVector bits = ((IntVector) t.reinterpretAsInts()).add(127).lanewise(VectorOperators.LSHL, 23);
-        FloatVector e = p.mul((FloatVector) bits.reinterpretAsFloats());
-        return e.blend(0f, x.lt(LO));
+    /**
+     * {@code a[i] = e^a[i]} for the {@code len} entries from {@code off} ({@code len} a multiple
+     * of VL); 0 below -87.3 (so -infinity gives 0), NaN stays NaN.
+     *
+     * <p>Over an array, not a vector, and with no call inside: a vector passed to or returned
+     * from a call that C2 does not inline is boxed on the heap. That happened in the training
+     * step (a vector exp called from attention's large per-head backward, past C2's inlining
+     * node limit: an allocation per call and a slow path, which changed with the JIT's choices
+     * from run to run). This method either inlines whole or stays a call over arrays.
+     */
+    static void expInPlace(float[] a, int off, int len) {
+        for (int i = off, end = off + len; i < end; i += VL) {
+            FloatVector x = FloatVector.fromArray(SP, a, i);
+            FloatVector xc = x.max(LO).min(HI);
+            FloatVector t = xc.fma(LOG2E, ROUND);
+            FloatVector n = t.sub(ROUND);
+            FloatVector r = n.fma(FloatVector.broadcast(SP, -LN2_HI), xc);
+            r = n.fma(FloatVector.broadcast(SP, -LN2_LO), r);
+            FloatVector p = r.fma(P0, P1);
+            p = p.fma(r, FloatVector.broadcast(SP, P2));
+            p = p.fma(r, FloatVector.broadcast(SP, P3));
+            p = p.fma(r, FloatVector.broadcast(SP, P4));
+            p = p.fma(r, FloatVector.broadcast(SP, P5));
+            FloatVector r2 = r.mul(r);
+            p = p.fma(r2, r.add(1f));
+            IntVector bits = ((IntVector) t.reinterpretAsInts()).add(127).lanewise(VectorOperators.LSHL, 23);
+            FloatVector e = p.mul((FloatVector) bits.reinterpretAsFloats());
+            e.blend(0f, x.lt(LO)).intoArray(a, i);
+        }
     }
 
-    /** The scalar twin of {@link #exp(FloatVector)}: the same operations, the same bits. */
+    /** The scalar twin of {@link #expInPlace}: the same operations, the same bits. */
     static float exp(float x) {
         float xc = Math.min(Math.max(x, LO), HI);
         float t = Math.fma(xc, LOG2E, ROUND);

@@ -413,26 +413,25 @@ public final class Model {
         ops.collapseBackward(dx, duf, N, n, C);
         float[] dxPrev = scratch("dxB", N * n * C);
         // dx: the gradient of sublayer l's output streams xs[l+1]; dxPrev: of its input streams
-        // xs[l], first written by the mix's backward. For mhc, the mix's backward of sublayer
-        // l-1 is done by the same call as the connection's backward of sublayer l (see
-        // Ops.mhcPreMixBackward), so dy, dhres and dhpost of sublayer l come from the iteration
-        // before; dhres and dhpost alternate between two arrays because that call reads one
-        // sublayer's while writing the other's.
+        // xs[l]. residual and hc run the mix's backward first (it writes dy and starts dxPrev),
+        // then the sublayer's, then the connection's. mhc needs only dy before the sublayer's
+        // backward and does the rest of the mix's backward together with the connection's
+        // (Ops.mhcBackward), which also gives the dy of sublayer l-1: so dy comes from the
+        // iteration before, and the streams and their gradient are read once per sublayer.
         boolean mhc = cfg.connection().equals("mhc");
         boolean dynamic = !cfg.connection().equals("residual");
         float[] dy = scratch("dy", N * C);
+        float[] dhres = scratch("dhres", N * nn);
+        float[] dhpost = scratch("dhpost", N * n);
         if (mhc) {
-            Sub s = subs[L2 - 1];
-            ops.mixBackward(dxPrev, dy, dhresOf(L2 - 1), dhpostOf(L2 - 1), dx, xs[L2 - 1], s.hres, s.hpost, s.y, true,
-                    N, n, C);
+            ops.zero(dy, N * C);
+            ops.mixBackwardOutput(dy, dx, subs[L2 - 1].hpost, N, n, C);
         }
         for (int l = L2 - 1; l >= 0; l--) {
             Sub s = subs[l];
             String p = ParamSpec.sublayerPrefix(l);
             float[] x = xs[l];
             ops.scope(p.substring(0, p.length() - 1));
-            float[] dhres = dhresOf(l);
-            float[] dhpost = dhpostOf(l);
             if (!mhc) {
                 ops.mixBackward(dxPrev, dy, dhres, dhpost, dx, x, s.hres, s.hpost, s.y, dynamic, N, n, C);
             }
@@ -448,20 +447,10 @@ public final class Model {
             ops.rmsnormBackward(du, da, s.u, params.get(p + "norm"), s.rstd, N, C);
             ops.rmsnormWeightBackward(grads.get(p + "norm"), da, s.u, s.rstd, N, C);
             switch (cfg.connection()) {
-                case "mhc" -> {
-                    if (l > 0) {
-                        Sub t = subs[l - 1];
-                        ops.mhcPreMixBackward(dxPrev, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
-                                grads.get(p + "mhc.bias"), du, dhpost, dhres, x, s.hpre, s.hpost, s.rms, s.h, s.zres,
-                                params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"),
-                                dx, dy, dhresOf(l - 1), dhpostOf(l - 1), xs[l - 1], t.hres, t.hpost, t.y,
-                                N, n, C, cfg.sinkhornIters());
-                    } else {
-                        ops.mhcPreBackward(dxPrev, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
-                                grads.get(p + "mhc.bias"), du, dhpost, dhres, x, s.hpre, s.hpost, s.rms, s.h, s.zres,
-                                params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), N, n, C, cfg.sinkhornIters());
-                    }
-                }
+                case "mhc" -> ops.mhcBackward(dxPrev, dy, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
+                        grads.get(p + "mhc.bias"), dx, du, x, s.y, s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres,
+                        params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), l > 0 ? subs[l - 1].hpost : null,
+                        N, n, C, cfg.sinkhornIters());
                 case "hc" -> ops.hcPreBackward(dxPrev, grads.get(p + "hc.w_pre"), grads.get(p + "hc.w_post"),
                         grads.get(p + "hc.w_res"), grads.get(p + "hc.pre"), grads.get(p + "hc.post"), grads.get(p + "hc.res"),
                         grads.get(p + "hc.scale"), du, dhpost, dhres, x, s.hpre, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres,
@@ -833,16 +822,6 @@ public final class Model {
             scratch.put(name, a);
         }
         return a;
-    }
-
-    /** The gradient of sublayer l's Hres (N, n, n): one of two arrays, by the parity of l. */
-    private float[] dhresOf(int l) {
-        return scratch(l % 2 == 0 ? "dhresEven" : "dhresOdd", N * nn);
-    }
-
-    /** The gradient of sublayer l's Hpost (N, n): one of two arrays, by the parity of l. */
-    private float[] dhpostOf(int l) {
-        return scratch(l % 2 == 0 ? "dhpostEven" : "dhpostOdd", N * n);
     }
 
     private float[] zeros(String name, int size) {

@@ -104,21 +104,47 @@ public class Ops {
     }
 
     /**
-     * The backward of the mHC connection before sublayer l ({@link #mhcPreBackward}, which
-     * completes {@code dx}, the gradient of sublayer l's input streams), then the backward of
-     * the mix after sublayer l-1 ({@link #mixBackward} with {@code dx} as its output gradient,
-     * overwriting {@code dxMix, dyMix, dhresMix, dhpostMix}). One call, for the same reason as
-     * {@link #mixMhcPreForward}.
+     * The mHC connection's whole backward around sublayer l, once the sublayer's own backward
+     * has given {@code du}: the mix after the sublayer ({@link #mixBackward} from {@code dxout},
+     * the gradient of the mix's output streams; its {@code dy} was needed before the sublayer's
+     * backward and came from {@link #mixBackwardOutput}), then the connection before it
+     * ({@link #mhcPreBackward}), which completes {@code dx}, the gradient of the sublayer's
+     * input streams (overwritten). With {@code hpostPrev} (the previous sublayer's Hpost; null
+     * for the first sublayer) it also overwrites {@code dyPrev} with the previous sublayer's
+     * output gradient, {@code sum_i hpostPrev[i] dx[i]}.
+     *
+     * <p>One call, so that a backend can read each token's streams and their gradient once
+     * (here: four passes over the n*C stream arrays, and the mix's dy computed a second time
+     * and dropped).
      */
-    public void mhcPreMixBackward(float[] dx, float[] dphi, float[] dalpha, float[] dbias, float[] du,
-                                  float[] dhpost, float[] dhres, float[] x, float[] hpre, float[] hpost,
-                                  float[] rms, float[] h, float[] zres, float[] phi, float[] alpha,
-                                  float[] dxMix, float[] dyMix, float[] dhresMix, float[] dhpostMix, float[] xMix,
-                                  float[] hresMix, float[] hpostMix, float[] yMix,
-                                  int N, int n, int C, int iters) {
+    public void mhcBackward(float[] dx,        // (N, n, C) out
+                            float[] dyPrev,    // (N, C) out, only with hpostPrev
+                            float[] dphi,      // (nC, n*n+2n)
+                            float[] dalpha,    // (3)
+                            float[] dbias,     // (n*n+2n)
+                            float[] dxout,     // (N, n, C)
+                            float[] du,        // (N, C)
+                            float[] x,         // (N, n, C)
+                            float[] y,         // (N, C)
+                            float[] hpre,      // (N, n)
+                            float[] hpost,     // (N, n)
+                            float[] hres,      // (N, n, n)
+                            float[] rms,       // (N)
+                            float[] h,         // (N, n*n+2n)
+                            float[] zres,      // (N, n, n)
+                            float[] phi,       // (nC, n*n+2n)
+                            float[] alpha,     // (3)
+                            float[] hpostPrev, // (N, n) or null
+                            int N, int n, int C, int iters) {
+        float[] dhres = scratch("mhcBackward.dhres", N * n * n);
+        float[] dhpost = scratch("mhcBackward.dhpost", N * n);
+        mixBackward(dx, scratch("mhcBackward.dy", N * C), dhres, dhpost, dxout, x, hres, hpost, y, true, N, n, C);
         mhcPreBackward(dx, dphi, dalpha, dbias, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, phi, alpha,
                 N, n, C, iters);
-        mixBackward(dxMix, dyMix, dhresMix, dhpostMix, dx, xMix, hresMix, hpostMix, yMix, true, N, n, C);
+        if (hpostPrev != null) {
+            zero(dyPrev, N * C);
+            mixBackwardOutput(dyPrev, dx, hpostPrev, N, n, C);
+        }
     }
 
     /**
@@ -563,6 +589,10 @@ public class Ops {
 
     public void mixBackwardCoeffs(float[] dhres, float[] dhpost, float[] dxout, float[] x, float[] y, int N, int n, int C) {
         Streams.mixBackwardCoeffs(dhres, dhpost, dxout, x, y, N, n, C);
+    }
+
+    public void mixBackwardOutput(float[] dy, float[] dxout, float[] hpost, int N, int n, int C) {
+        Streams.mixBackwardOutput(dy, dxout, hpost, N, n, C);
     }
 
     public void mixBackwardStreams(float[] dx, float[] dy, float[] dxout, float[] hres, float[] hpost, int N, int n, int C) {

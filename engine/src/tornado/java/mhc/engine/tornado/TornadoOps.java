@@ -702,6 +702,11 @@ public class TornadoOps extends Ops {
     }
 
     @Override
+    public void mixBackwardOutput(float[] dy, float[] dxout, float[] hpost, int N, int n, int C) {
+        run("mixBackwardOutput", (g, id) -> g.task(id, Streams::mixBackwardOutput, dy, dxout, hpost, N, n, C), arrays(dy, dxout, hpost), N, n, C);
+    }
+
+    @Override
     public void mixBackwardStreams(float[] dx, float[] dy, float[] dxout, float[] hres, float[] hpost, int N, int n, int C) {
         run("mixBackwardStreams", (g, id) -> g.task(id, Streams::mixBackwardStreams, dx, dy, dxout, hres, hpost, N, n, C), arrays(dx, dy, dxout, hres, hpost), N, n, C);
     }
