@@ -159,6 +159,33 @@ public final class FastGemm {
         }
     }
 
+    /**
+     * {@code C += A^T · B} for A (rows x m) at {@code a[ao + k*lda + i]} and B (rows x cols) at
+     * {@code b[bo + k*ldb + j]}, C (m x cols) at {@code c[co + i*ldc + j]}, with m a multiple of MR
+     * (the caller pads A with zero columns): a product over a few rows (a group of tokens) read
+     * in place, each element an FMA chain over k in order. mHC's projection gradient
+     * {@code dphi^T += dh^T · x} per group of tokens while their rows are in cache. Needs
+     * MR == 12 ({@link #ROW_GROUPS}).
+     */
+    public static void addTransposedProduct(int rows, int m, int cols, float[] a, int ao, int lda,
+                                            float[] b, int bo, int ldb, float[] c, int co, int ldc) {
+        int full = cols / NR * NR;
+        for (int i0 = 0; i0 < m; i0 += MR) {
+            for (int j0 = 0; j0 < full; j0 += NR) {
+                kernel12(rows, a, ao + i0, lda, b, bo + j0, ldb, c, co + i0 * ldc + j0, ldc, true);
+            }
+            for (int i = i0; i < i0 + MR; i++) {
+                for (int j = full; j < cols; j++) {
+                    float s = c[co + i * ldc + j];
+                    for (int k = 0; k < rows; k++) {
+                        s = Math.fma(a[ao + k * lda + i], b[bo + k * ldb + j], s);
+                    }
+                    c[co + i * ldc + j] = s;
+                }
+            }
+        }
+    }
+
     /** Whether {@link #rowsTimesPanels} is available: its kernel needs 32 vector registers (MR = 12). */
     public static final boolean ROW_GROUPS = MR == 12;
 
@@ -272,7 +299,7 @@ public final class FastGemm {
     private static void directKernel(int kc, float[] a, int ao, int ars, int acs, float[] bp, float[] c, int co,
                                      int ldc, boolean load) {
         if (ars == 1) {
-            kernel12(kc, a, ao, acs, bp, 0, c, co, ldc, load);
+            kernel12(kc, a, ao, acs, bp, 0, NR, c, co, ldc, load);
         } else {
             kernel12Rows(kc, a, ao, ars, bp, 0, c, co, ldc, load);
         }
@@ -400,7 +427,7 @@ public final class FastGemm {
     /** The micro-kernel for the machine's register count. */
     private static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
         if (MR == 12) {
-            kernel12(kc, ap, ao, MR, bp, bo, c, co, ldc, load);
+            kernel12(kc, ap, ao, MR, bp, bo, NR, c, co, ldc, load);
         } else {
             kernel6(kc, ap, ao, bp, bo, c, co, ldc, load);
         }
@@ -410,9 +437,11 @@ public final class FastGemm {
      * C[12 x 2VL] (+)= Ap · Bp over kc: 24 accumulators, written out by hand so that C2 keeps
      * them in registers (arrays of vectors are not scalarized reliably). The 12 values of A for
      * one k are contiguous at {@code ap[ao..ao+12)}, the next k's {@code step} further: 12 for a
-     * packed panel, the row length for an A stored transposed and read in place.
+     * packed panel, the row length for an A stored transposed and read in place. Likewise the
+     * 2VL values of B for one k, {@code bstep} apart: NR for a packed panel, the row length for a
+     * row-major B read in place.
      */
-    private static void kernel12(int kc, float[] ap, int ao, int step, float[] bp, int bo, float[] c, int co, int ldc,
+    private static void kernel12(int kc, float[] ap, int ao, int step, float[] bp, int bo, int bstep, float[] c, int co, int ldc,
                                  boolean load) {
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
@@ -487,7 +516,7 @@ public final class FastGemm {
             cb0 = x.fma(b0, cb0);
             cb1 = x.fma(b1, cb1);
             ao += step;
-            bo += 2 * VL;
+            bo += bstep;
         }
         c00.intoArray(c, co);
         c01.intoArray(c, co + VL);

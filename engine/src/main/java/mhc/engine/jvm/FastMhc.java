@@ -49,10 +49,11 @@ final class FastMhc {
     static int workSize(int n, int iters) {
         int nn = n * n;
         int M = nn + 2 * n;
-        // per lane: z / coefficients (M), the Sinkhorn states (2*iters+1 of nn), the gradient (nn);
-        // then one VL-float row for the per-lane max (the max-shift sum in the backward) and
-        // one lane-sum buffer
-        return (M + (2 * iters + 2) * nn + 2) * VL;
+        // per lane: z / coefficients (M), the Sinkhorn states (2*iters+1 of nn), the gradient (nn),
+        // the reciprocal sums of the backward's recomputed steps (2*iters of n); then one
+        // VL-float row for the per-lane max (the max-shift sum in the backward) and one
+        // lane-sum buffer
+        return (M + (2 * iters + 2) * nn + 2 * iters * n + 2) * VL;
     }
 
     // ------------------------------------------------------------------ forward
@@ -301,23 +302,28 @@ final class FastMhc {
             FloatVector.fromArray(SP, work, o).sub(max).intoArray(work, o);
         }
         expInPlace(work, sOff, nn * VL);
-        for (int k = 0; k < S - 1; k++) {
+        // each step's reciprocal row or column sums are kept for its backward: (S, n, VL)
+        int invOff = sOff + Math.max(S, 1) * nn * VL;
+        for (int k = 0; k < S; k++) {
             int src = sOff + k * nn * VL;
-            if (k % 2 == 0) {
-                normalizeColumns(work, src, src + nn * VL, n);
-            } else {
-                normalizeRows(work, src, src + nn * VL, n);
+            boolean next = k < S - 1; // the last step's output is not needed
+            for (int i = 0; i < n; i++) {
+                int inv = invOff + (k * n + i) * VL;
+                if (k % 2 == 0) {
+                    recordStep(work, src, n, i * VL, n * VL, inv, next);
+                } else {
+                    recordStep(work, src, n, i * n * VL, VL, inv, next);
+                }
             }
         }
         for (int k = S - 1; k >= 0; k--) {
             int src = sOff + k * nn * VL;
-            if (k % 2 == 0) {
-                for (int j = 0; j < n; j++) {
-                    backStep(work, src, gOff, n, j * VL, n * VL);
-                }
-            } else {
-                for (int i = 0; i < n; i++) {
-                    backStep(work, src, gOff, n, i * n * VL, VL);
+            for (int i = 0; i < n; i++) {
+                int inv = invOff + (k * n + i) * VL;
+                if (k % 2 == 0) {
+                    backStep(work, src, gOff, n, i * VL, n * VL, inv);
+                } else {
+                    backStep(work, src, gOff, n, i * n * VL, VL, inv);
                 }
             }
         }
@@ -357,23 +363,40 @@ final class FastMhc {
     }
 
     /**
-     * The backward of one normalization of a row or column (n entries {@code stride} apart from
-     * {@code first}): with {@code s = sum src}, {@code g = (g - sum(g src / s)) / s}.
+     * One normalization of a row or column ({@link #normalize}) in the backward's recomputation:
+     * keeps the reciprocal of its sum at {@code w[inv]} and, with {@code write}, writes the
+     * normalized entries into the next state ({@code nn*VL} further).
      */
-    private static void backStep(float[] w, int src, int gOff, int n, int first, int stride) {
+    private static void recordStep(float[] w, int src, int n, int first, int stride, int inv, boolean write) {
         FloatVector s = FloatVector.zero(SP);
         for (int i = 0; i < n; i++) {
             s = s.add(FloatVector.fromArray(SP, w, src + first + i * stride));
         }
-        FloatVector inv = FloatVector.broadcast(SP, 1f).div(s);
+        FloatVector r = FloatVector.broadcast(SP, 1f).div(s);
+        r.intoArray(w, inv);
+        if (write) {
+            int dst = src + n * n * VL;
+            for (int i = 0; i < n; i++) {
+                FloatVector.fromArray(SP, w, src + first + i * stride).mul(r).intoArray(w, dst + first + i * stride);
+            }
+        }
+    }
+
+    /**
+     * The backward of one normalization of a row or column (n entries {@code stride} apart from
+     * {@code first}): with {@code s = sum src} (its reciprocal at {@code w[inv]}),
+     * {@code g = (g - sum(g src / s)) / s}.
+     */
+    private static void backStep(float[] w, int src, int gOff, int n, int first, int stride, int inv) {
+        FloatVector r = FloatVector.fromArray(SP, w, inv);
         FloatVector dot = FloatVector.zero(SP);
         for (int i = 0; i < n; i++) {
             FloatVector g = FloatVector.fromArray(SP, w, gOff + first + i * stride);
-            dot = g.mul(FloatVector.fromArray(SP, w, src + first + i * stride)).fma(inv, dot);
+            dot = g.mul(FloatVector.fromArray(SP, w, src + first + i * stride)).fma(r, dot);
         }
         for (int i = 0; i < n; i++) {
             int o = gOff + first + i * stride;
-            FloatVector.fromArray(SP, w, o).sub(dot).mul(inv).intoArray(w, o);
+            FloatVector.fromArray(SP, w, o).sub(dot).mul(r).intoArray(w, o);
         }
     }
 
@@ -436,18 +459,23 @@ final class FastMhc {
      * the streams' gradient {@code dx = Hres^T dxout + Hpre du + gr x} written once
      * ({@link #streamGradToken}), {@code dx += dh · phi^T} on the group's rows, and, with
      * {@code hpostPrev}, the previous sublayer's {@code dyPrev = sum_i hpostPrev[i] dx[i]}.
-     * So x and dxout are read once and dx is written once. The same FMA chains as the separate
-     * passes (the same bits). {@code phiTPanels}: phi^T packed by {@link FastGemm#packPanels}.
-     * The caller adds {@code dphi += x^T dh} and the coefficient parameters' gradients from
-     * workDh and workDz.
+     * The projection's weight gradient is accumulated per group too, transposed:
+     * {@code dphiT += dh^T x} on the group's rows ({@link FastGemm#addTransposedProduct}).
+     * So x and dxout are read once and dx is written once. {@code phiTPanels}: phi^T packed by
+     * {@link FastGemm#packPanels}; {@code dphiT}: (projRows(M), nC), added to by this call;
+     * {@code dhGroup}: GROUP * projRows(M) floats of scratch. The caller adds dphiT to dphi and
+     * the coefficient parameters' gradients from workDh and workDz.
      */
     static void backward(float[] dx, float[] dyPrev, float[] workDz, float[] workDh, float[] dhpost, float[] dhres,
+                         float[] dphiT, float[] dhGroup,
                          float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
                          float[] rms, float[] h, float[] zres, float[] alpha, float[] phiTPanels, float[] hpostPrev,
                          float[] work, float[] aPad, float[] tile, float[] tmp, int N, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
+        int Mp = projRows(M);
         float[] gr = new float[VL];
+        java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
         for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
             int G = Math.min(FastGemm.GROUP, N - r0);
             for (int r = r0; r < r0 + G; r++) {
@@ -455,6 +483,13 @@ final class FastMhc {
             }
             preBackwardGroup(r0, G, gr, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
                     n, C, iters);
+            int s0 = r0 / SUPER * SUPER; // start of the super-group
+            for (int l = 0; l < G; l++) {
+                System.arraycopy(workDh, (r0 + l) * M, dhGroup, (r0 - s0 + l) * Mp, M);
+            }
+            if (r0 + G == N || (r0 + G) % SUPER == 0) {
+                FastGemm.addTransposedProduct(r0 + G - s0, Mp, K, dhGroup, 0, Mp, x, s0 * K, K, dphiT, 0, K);
+            }
             for (int l = 0; l < G; l++) {
                 streamGradToken(r0 + l, dx, dxout, x, du, hres, hpre, gr[l], n, C);
             }
@@ -465,6 +500,13 @@ final class FastMhc {
                 }
             }
         }
+    }
+
+    /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's row block. */
+    static final int SUPER = 4 * FastGemm.GROUP;
+
+    static int projRows(int M) {
+        return (M + FastGemm.GROUP - 1) / FastGemm.GROUP * FastGemm.GROUP;
     }
 
     // ------------------------------------------------------------------ the mix after the sublayer

@@ -246,12 +246,19 @@ public class FastOps extends Ops {
         FastGemm.packPanels(panels, phi, 0, 1, M, M, K); // phi^T: (m, k) at phi[k*M + m]
         float[] workDz = scratch("fast.mhcWorkDz", N * M);
         float[] workDh = scratch("fast.mhcWorkDh", N * M);
+        int Mp = FastMhc.projRows(M);
+        float[] dphiT = scratch("fast.mhcDphiT", Mp * K);
+        java.util.Arrays.fill(dphiT, 0, Mp * K, 0f);
         FastMhc.backward(dx, dyPrev, workDz, workDh, scratch("fast.mhcDhpost", N * n), scratch("fast.mhcDhres", N * n * n),
-                dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
+                dphiT, scratch("fast.mhcDhGroup", FastMhc.SUPER * Mp), dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
                 scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), scratch("fast.lanes", VectorMath.VL),
                 N, n, C, iters);
-        matmulBackwardWeight(dphi, x, workDh, 0, N, K, M);
+        for (int k = 0; k < K; k++) {
+            for (int m = 0; m < M; m++) {
+                dphi[k * M + m] += dphiT[m * K + k];
+            }
+        }
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
 
