@@ -243,7 +243,8 @@ final class FastMhc {
         float[] gr = new float[VL];
         for (int r0 = 0; r0 < N; r0 += VL) {
             int G = Math.min(VL, N - r0);
-            preBackwardGroup(r0, G, gr, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
+            preBackwardGroup(r0, G, gr, workDz, workDh, du, null, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
+                    n, C, iters);
             for (int l = 0; l < G; l++) {
                 int r = r0 + l;
                 addAggregateGrad(dx, x, r * K, du, r * C, hpre, r * n, gr[l], n, C);
@@ -256,7 +257,8 @@ final class FastMhc {
      * {@link #preBackward}, writing workDz, workDh and, per token of the group, the factor
      * {@code gr[l]} of the rms' part of the streams' gradient ({@code dx[j] += gr x[j]}).
      */
-    static void preBackwardGroup(int r0, int G, float[] gr, float[] workDz, float[] workDh, float[] du, float[] dhpost,
+    static void preBackwardGroup(int r0, int G, float[] gr, float[] workDz, float[] workDh, float[] du, float[] duDotX,
+                                 float[] dhpost,
                                  float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
                                  float[] zres, float[] alpha, float[] work, int n, int C, int iters) {
         int nn = n * n;
@@ -280,7 +282,7 @@ final class FastMhc {
             int r = r0 + l;
             int ho = r * M;
             for (int j = 0; j < n; j++) {
-                float dhp = dot(du, r * C, x, r * K + j * C, C, work, tmpOff);
+                float dhp = duDotX != null ? duDotX[r * n + j] : dot(du, r * C, x, r * K + j * C, C, work, tmpOff);
                 float sp = hpre[r * n + j];
                 workDz[ho + j] = dhp * sp * (1f - sp);
                 float sq = hpost[r * n + j];
@@ -470,18 +472,24 @@ final class FastMhc {
                          float[] dphiT, float[] dhGroup,
                          float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
                          float[] rms, float[] h, float[] zres, float[] alpha, float[] phiTPanels, float[] hpostPrev,
-                         float[] work, float[] aPad, float[] tile, float[] tmp, int N, int n, int C, int iters) {
+                         float[] work, float[] aPad, float[] tile, int N, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
         int Mp = projRows(M);
         float[] gr = new float[VL];
+        float[] lanes = new float[(n * n + 2 * n) * VL];
+        float[] duDotX = new float[N * n];
         java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
         for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
             int G = Math.min(FastGemm.GROUP, N - r0);
             for (int r = r0; r < r0 + G; r++) {
-                mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, tmp, n, C);
+                if (n == 4) {
+                    coeffGradToken4(r, dhres, dhpost, duDotX, dxout, x, y, du, lanes, C);
+                } else {
+                    mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, lanes, n, C);
+                }
             }
-            preBackwardGroup(r0, G, gr, workDz, workDh, du, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
+            preBackwardGroup(r0, G, gr, workDz, workDh, du, n == 4 ? duDotX : null, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
                     n, C, iters);
             int s0 = r0 / SUPER * SUPER; // start of the super-group
             for (int l = 0; l < G; l++) {
@@ -551,7 +559,7 @@ final class FastMhc {
      * {@code dx[j] = sum_i hres[i][j] dxout[i]}) and, when {@code coeffs},
      * {@link Streams#mixBackwardCoeffs} ({@code dhres[i][j] = dxout[i] · x[j]},
      * {@code dhpost[i] = dxout[i] · y}). The token's dxout, x and y are read from memory once,
-     * and dx and dy are written without being read.
+     * and dx and dy are written without being read. {@code tmp}: {@code (n*n + n) * VL} floats.
      */
     static void mixBackward(float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                             float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp,
@@ -628,6 +636,10 @@ final class FastMhc {
         int yo = r * C;
         int xo = r * n * C;
         int ho = r * n * n;
+        if (n == 4 && du != null) {
+            streamGradToken4(r, dx, dxout, x, du, hres, hpre, gr, C);
+            return;
+        }
         for (int j = 0; j < n; j++) {
             int o = xo + j * C;
             float wj = du == null ? 0f : hpre[r * n + j];
@@ -653,12 +665,171 @@ final class FastMhc {
         }
     }
 
-    /** Token {@code r} of the mix's backward for its coefficients: {@code dhres[i][j] = dxout[i] · x[j]}, {@code dhpost[i] = dxout[i] · y}. */
+    /**
+     * {@link #mixCoeffGradToken} at n = 4 and, with {@code du} (else null), the aggregate's
+     * {@code duDotX[j] = du · x[j]}: the 20 or 24 dot products in one sweep over the columns (one
+     * accumulator each; each vector of dxout, x, y and du loaded once instead of 4 or 5 times),
+     * then each one's lanes added in lane order, as {@link #dot} does (the same bits).
+     * {@code tmp}: 24 * VL floats with du, 20 * VL without.
+     */
+    private static void coeffGradToken4(int r, float[] dhres, float[] dhpost, float[] duDotX, float[] dxout,
+                                        float[] x, float[] y, float[] du, float[] tmp, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int o0 = r * 4 * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+        FloatVector p0 = z, p1 = z, p2 = z, p3 = z, q0 = z, q1 = z, q2 = z, q3 = z;
+        boolean withDu = du != null;
+        for (int c = 0; c < bound; c += VL) {
+            FloatVector d0 = FloatVector.fromArray(SP, dxout, o0 + c);
+            FloatVector d1 = FloatVector.fromArray(SP, dxout, o1 + c);
+            FloatVector d2 = FloatVector.fromArray(SP, dxout, o2 + c);
+            FloatVector d3 = FloatVector.fromArray(SP, dxout, o3 + c);
+            FloatVector u = withDu ? FloatVector.fromArray(SP, du, yo + c) : z;
+            FloatVector v = FloatVector.fromArray(SP, y, yo + c);
+            p0 = d0.fma(v, p0);
+            p1 = d1.fma(v, p1);
+            p2 = d2.fma(v, p2);
+            p3 = d3.fma(v, p3);
+            v = FloatVector.fromArray(SP, x, o0 + c);
+            a00 = d0.fma(v, a00);
+            a10 = d1.fma(v, a10);
+            a20 = d2.fma(v, a20);
+            a30 = d3.fma(v, a30);
+            q0 = u.fma(v, q0);
+            v = FloatVector.fromArray(SP, x, o1 + c);
+            a01 = d0.fma(v, a01);
+            a11 = d1.fma(v, a11);
+            a21 = d2.fma(v, a21);
+            a31 = d3.fma(v, a31);
+            q1 = u.fma(v, q1);
+            v = FloatVector.fromArray(SP, x, o2 + c);
+            a02 = d0.fma(v, a02);
+            a12 = d1.fma(v, a12);
+            a22 = d2.fma(v, a22);
+            a32 = d3.fma(v, a32);
+            q2 = u.fma(v, q2);
+            v = FloatVector.fromArray(SP, x, o3 + c);
+            a03 = d0.fma(v, a03);
+            a13 = d1.fma(v, a13);
+            a23 = d2.fma(v, a23);
+            a33 = d3.fma(v, a33);
+            q3 = u.fma(v, q3);
+        }
+        // tmp rows: dhres (i, j) at 4i+j, dhpost i at 16+i, du · x[j] at 20+j
+        a00.intoArray(tmp, 0);
+        a01.intoArray(tmp, VL);
+        a02.intoArray(tmp, 2 * VL);
+        a03.intoArray(tmp, 3 * VL);
+        a10.intoArray(tmp, 4 * VL);
+        a11.intoArray(tmp, 5 * VL);
+        a12.intoArray(tmp, 6 * VL);
+        a13.intoArray(tmp, 7 * VL);
+        a20.intoArray(tmp, 8 * VL);
+        a21.intoArray(tmp, 9 * VL);
+        a22.intoArray(tmp, 10 * VL);
+        a23.intoArray(tmp, 11 * VL);
+        a30.intoArray(tmp, 12 * VL);
+        a31.intoArray(tmp, 13 * VL);
+        a32.intoArray(tmp, 14 * VL);
+        a33.intoArray(tmp, 15 * VL);
+        p0.intoArray(tmp, 16 * VL);
+        p1.intoArray(tmp, 17 * VL);
+        p2.intoArray(tmp, 18 * VL);
+        p3.intoArray(tmp, 19 * VL);
+        if (withDu) {
+            q0.intoArray(tmp, 20 * VL);
+            q1.intoArray(tmp, 21 * VL);
+            q2.intoArray(tmp, 22 * VL);
+            q3.intoArray(tmp, 23 * VL);
+        }
+        for (int e = 0; e < (withDu ? 24 : 20); e++) {
+            float sum = 0f;
+            for (int l = 0; l < VL; l++) {
+                sum += tmp[e * VL + l];
+            }
+            float[] a = e < 20 ? dxout : du;
+            int ao = e < 16 ? o0 + e / 4 * C : (e < 20 ? o0 + (e - 16) * C : yo);
+            float[] b = e < 16 || e >= 20 ? x : y;
+            int bo = e < 16 ? o0 + e % 4 * C : (e < 20 ? yo : o0 + (e - 20) * C);
+            for (int c = bound; c < C; c++) {
+                sum = Math.fma(a[ao + c], b[bo + c], sum);
+            }
+            if (e < 16) {
+                dhres[r * 16 + e] = sum;
+            } else if (e < 20) {
+                dhpost[r * 4 + e - 16] = sum;
+            } else {
+                duDotX[r * 4 + e - 20] = sum;
+            }
+        }
+    }
+
+    /**
+     * {@link #streamGradToken} with {@code du} at n = 4, the loops turned around: per vector of
+     * columns, the four vectors of dxout are loaded once for the four outputs, and the 16 mixing
+     * coefficients stay in registers. The same operations per element (the same bits).
+     */
+    private static void streamGradToken4(int r, float[] dx, float[] dxout, float[] x, float[] du, float[] hres,
+                                         float[] hpre, float gr, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int o0 = r * 4 * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
+        int ho = r * 16;
+        FloatVector h00 = FloatVector.broadcast(SP, hres[ho]), h01 = FloatVector.broadcast(SP, hres[ho + 1]),
+                h02 = FloatVector.broadcast(SP, hres[ho + 2]), h03 = FloatVector.broadcast(SP, hres[ho + 3]),
+                h10 = FloatVector.broadcast(SP, hres[ho + 4]), h11 = FloatVector.broadcast(SP, hres[ho + 5]),
+                h12 = FloatVector.broadcast(SP, hres[ho + 6]), h13 = FloatVector.broadcast(SP, hres[ho + 7]),
+                h20 = FloatVector.broadcast(SP, hres[ho + 8]), h21 = FloatVector.broadcast(SP, hres[ho + 9]),
+                h22 = FloatVector.broadcast(SP, hres[ho + 10]), h23 = FloatVector.broadcast(SP, hres[ho + 11]),
+                h30 = FloatVector.broadcast(SP, hres[ho + 12]), h31 = FloatVector.broadcast(SP, hres[ho + 13]),
+                h32 = FloatVector.broadcast(SP, hres[ho + 14]), h33 = FloatVector.broadcast(SP, hres[ho + 15]);
+        float w0 = hpre[r * 4], w1 = hpre[r * 4 + 1], w2 = hpre[r * 4 + 2], w3 = hpre[r * 4 + 3];
+        for (int c = 0; c < bound; c += VL) {
+            FloatVector d0 = FloatVector.fromArray(SP, dxout, o0 + c);
+            FloatVector d1 = FloatVector.fromArray(SP, dxout, o1 + c);
+            FloatVector d2 = FloatVector.fromArray(SP, dxout, o2 + c);
+            FloatVector d3 = FloatVector.fromArray(SP, dxout, o3 + c);
+            FloatVector u = FloatVector.fromArray(SP, du, yo + c);
+            FloatVector acc = d3.fma(h30, d2.fma(h20, d1.fma(h10, d0.mul(h00))));
+            FloatVector t = u.fma(FloatVector.broadcast(SP, w0), FloatVector.fromArray(SP, x, o0 + c).mul(gr));
+            acc.add(t).intoArray(dx, o0 + c);
+            acc = d3.fma(h31, d2.fma(h21, d1.fma(h11, d0.mul(h01))));
+            t = u.fma(FloatVector.broadcast(SP, w1), FloatVector.fromArray(SP, x, o1 + c).mul(gr));
+            acc.add(t).intoArray(dx, o1 + c);
+            acc = d3.fma(h32, d2.fma(h22, d1.fma(h12, d0.mul(h02))));
+            t = u.fma(FloatVector.broadcast(SP, w2), FloatVector.fromArray(SP, x, o2 + c).mul(gr));
+            acc.add(t).intoArray(dx, o2 + c);
+            acc = d3.fma(h33, d2.fma(h23, d1.fma(h13, d0.mul(h03))));
+            t = u.fma(FloatVector.broadcast(SP, w3), FloatVector.fromArray(SP, x, o3 + c).mul(gr));
+            acc.add(t).intoArray(dx, o3 + c);
+        }
+        for (int c = bound; c < C; c++) {
+            for (int j = 0; j < 4; j++) {
+                float acc = dxout[o0 + c] * hres[ho + j];
+                for (int i = 1; i < 4; i++) {
+                    acc = Math.fma(dxout[o0 + i * C + c], hres[ho + i * 4 + j], acc);
+                }
+                dx[o0 + j * C + c] = acc + Math.fma(du[yo + c], hpre[r * 4 + j], x[o0 + j * C + c] * gr);
+            }
+        }
+    }
+
+    /**
+     * Token {@code r} of the mix's backward for its coefficients: {@code dhres[i][j] = dxout[i] · x[j]},
+     * {@code dhpost[i] = dxout[i] · y}. {@code tmp}: {@code (n*n + n) * VL} floats.
+     */
     static void mixCoeffGradToken(int r, float[] dhres, float[] dhpost, float[] dxout, float[] x, float[] y,
                                   float[] tmp, int n, int C) {
         int yo = r * C;
         int xo = r * n * C;
         int ho = r * n * n;
+        if (n == 4) {
+            coeffGradToken4(r, dhres, dhpost, null, dxout, x, y, null, tmp, C);
+            return;
+        }
         for (int i = 0; i < n; i++) {
             int go = xo + i * C;
             dhpost[r * n + i] = dot(dxout, go, y, yo, C, tmp, 0);

@@ -252,8 +252,7 @@ public class FastOps extends Ops {
         FastMhc.backward(dx, dyPrev, workDz, workDh, scratch("fast.mhcDhpost", N * n), scratch("fast.mhcDhres", N * n * n),
                 dphiT, scratch("fast.mhcDhGroup", FastMhc.SUPER * Mp), dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
-                scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), scratch("fast.lanes", VectorMath.VL),
-                N, n, C, iters);
+                scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
         for (int k = 0; k < K; k++) {
             for (int m = 0; m < M; m++) {
                 dphi[k * M + m] += dphiT[m * K + k];
@@ -279,6 +278,6 @@ public class FastOps extends Ops {
     public void mixBackward(float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                             float[] hres, float[] hpost, float[] y, boolean coeffs, int N, int n, int C) {
         FastMhc.mixBackward(dx, dy, dhres, dhpost, dxout, x, hres, hpost, y, coeffs,
-                scratch("fast.lanes", VectorMath.VL), N, n, C);
+                scratch("fast.mixLanes", (n * n + n) * VectorMath.VL), N, n, C);
     }
 }
