@@ -243,7 +243,7 @@ final class FastMhc {
         float[] gr = new float[VL];
         for (int r0 = 0; r0 < N; r0 += VL) {
             int G = Math.min(VL, N - r0);
-            preBackwardGroup(r0, G, gr, workDz, workDh, du, null, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
+            preBackwardGroup(r0, G, gr, 0, workDz, workDh, du, null, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
                     n, C, iters);
             for (int l = 0; l < G; l++) {
                 int r = r0 + l;
@@ -255,9 +255,12 @@ final class FastMhc {
     /**
      * One group of {@code G <= VL} tokens from {@code r0}: the coefficient part of
      * {@link #preBackward}, writing workDz, workDh and, per token of the group, the factor
-     * {@code gr[l]} of the rms' part of the streams' gradient ({@code dx[j] += gr x[j]}).
+     * {@code gr[grOff + l]} of the rms' part of the streams' gradient ({@code dx[j] += gr x[j]}).
+     * {@code duDotX}: the aggregate's dot products {@code du · x[j]} per token when the caller
+     * has them, else null.
      */
-    static void preBackwardGroup(int r0, int G, float[] gr, float[] workDz, float[] workDh, float[] du, float[] duDotX,
+    static void preBackwardGroup(int r0, int G, float[] gr, int grOff, float[] workDz, float[] workDh, float[] du,
+                                 float[] duDotX,
                                  float[] dhpost,
                                  float[] dhres, float[] x, float[] hpre, float[] hpost, float[] rms, float[] h,
                                  float[] zres, float[] alpha, float[] work, int n, int C, int iters) {
@@ -360,7 +363,7 @@ final class FastMhc {
                 dr -= dz * a * h[ho + m] * inv * inv;
             }
             // the rms' part of dx[j]: drms x[j] / (K r)
-            gr[l] = dr / (K * rms[r]);
+            gr[grOff + l] = dr / (K * rms[r]);
         }
     }
 
@@ -456,17 +459,17 @@ final class FastMhc {
 
     /**
      * The whole backward of the connection around sublayer l ({@code Ops.mhcBackward}), per
-     * group of FastGemm.GROUP tokens while their rows are in cache: the coefficient gradients
-     * of the mix ({@link #mixCoeffGradToken}), the coefficient backward ({@link #preBackwardGroup}),
-     * the streams' gradient {@code dx = Hres^T dxout + Hpre du + gr x} written once
-     * ({@link #streamGradToken}), {@code dx += dh · phi^T} on the group's rows, and, with
+     * {@link #SUPER} tokens while their rows are in cache: the coefficient gradients of the mix
+     * ({@link #mixCoeffGradToken}; at n = 4 with the aggregate's dot products), the coefficient
+     * backward ({@link #preBackwardGroup}, on whole vectors of tokens), the projection's weight
+     * gradient accumulated transposed, {@code dphiT += dh^T x} ({@link FastGemm#addTransposedProduct}),
+     * then per row group of 12: the streams' gradient {@code dx = Hres^T dxout + Hpre du + gr x}
+     * written once ({@link #streamGradToken}), {@code dx += dh · phi^T}, and, with
      * {@code hpostPrev}, the previous sublayer's {@code dyPrev = sum_i hpostPrev[i] dx[i]}.
-     * The projection's weight gradient is accumulated per group too, transposed:
-     * {@code dphiT += dh^T x} on the group's rows ({@link FastGemm#addTransposedProduct}).
-     * So x and dxout are read once and dx is written once. {@code phiTPanels}: phi^T packed by
-     * {@link FastGemm#packPanels}; {@code dphiT}: (projRows(M), nC), added to by this call;
-     * {@code dhGroup}: GROUP * projRows(M) floats of scratch. The caller adds dphiT to dphi and
-     * the coefficient parameters' gradients from workDh and workDz.
+     * So x and dxout are read from memory once and dx is written once. {@code phiTPanels}: phi^T
+     * packed by {@link FastGemm#packPanels}; {@code dphiT}: (projRows(M), nC), added to by this
+     * call; {@code dhGroup}: SUPER * projRows(M) floats of scratch. The caller adds dphiT to
+     * dphi and the coefficient parameters' gradients from workDh and workDz.
      */
     static void backward(float[] dx, float[] dyPrev, float[] workDz, float[] workDh, float[] dhpost, float[] dhres,
                          float[] dphiT, float[] dhGroup,
@@ -476,41 +479,50 @@ final class FastMhc {
         int K = n * C;
         int M = n * n + 2 * n;
         int Mp = projRows(M);
-        float[] gr = new float[VL];
+        float[] gr = new float[SUPER];
         float[] lanes = new float[(n * n + 2 * n) * VL];
-        float[] duDotX = new float[N * n];
+        float[] duDotX = n == 4 ? new float[N * n] : null;
         java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
-        for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
-            int G = Math.min(FastGemm.GROUP, N - r0);
-            for (int r = r0; r < r0 + G; r++) {
+        for (int s0 = 0; s0 < N; s0 += SUPER) {
+            int end = Math.min(s0 + SUPER, N);
+            for (int r = s0; r < end; r++) {
                 if (n == 4) {
                     coeffGradToken4(r, dhres, dhpost, duDotX, dxout, x, y, du, lanes, C);
                 } else {
                     mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, lanes, n, C);
                 }
             }
-            preBackwardGroup(r0, G, gr, workDz, workDh, du, n == 4 ? duDotX : null, dhpost, dhres, x, hpre, hpost, rms, h, zres, alpha, work,
-                    n, C, iters);
-            int s0 = r0 / SUPER * SUPER; // start of the super-group
-            for (int l = 0; l < G; l++) {
-                System.arraycopy(workDh, (r0 + l) * M, dhGroup, (r0 - s0 + l) * Mp, M);
+            // the coefficient backward on whole vectors of tokens
+            for (int r0 = s0; r0 < end; r0 += VL) {
+                preBackwardGroup(r0, Math.min(VL, end - r0), gr, r0 - s0, workDz, workDh, du, duDotX, dhpost, dhres, x,
+                        hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
             }
-            if (r0 + G == N || (r0 + G) % SUPER == 0) {
-                FastGemm.addTransposedProduct(r0 + G - s0, Mp, K, dhGroup, 0, Mp, x, s0 * K, K, dphiT, 0, K);
+            for (int r = s0; r < end; r++) {
+                System.arraycopy(workDh, r * M, dhGroup, (r - s0) * Mp, M);
             }
-            for (int l = 0; l < G; l++) {
-                streamGradToken(r0 + l, dx, dxout, x, du, hres, hpre, gr[l], n, C);
-            }
-            FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
-            if (hpostPrev != null) {
+            FastGemm.addTransposedProduct(end - s0, Mp, K, dhGroup, 0, Mp, x, s0 * K, K, dphiT, 0, K);
+            // the streams' gradient on FastGemm's row groups
+            for (int r0 = s0; r0 < end; r0 += FastGemm.GROUP) {
+                int G = Math.min(FastGemm.GROUP, end - r0);
                 for (int r = r0; r < r0 + G; r++) {
-                    outputGradToken(r, dyPrev, dx, hpostPrev, n, C);
+                    streamGradToken(r, dx, dxout, x, du, hres, hpre, gr[r - s0], n, C);
+                }
+                FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
+                if (hpostPrev != null) {
+                    for (int r = r0; r < r0 + G; r++) {
+                        outputGradToken(r, dyPrev, dx, hpostPrev, n, C);
+                    }
                 }
             }
         }
     }
 
     /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's row block. */
+    /**
+     * Tokens per step of {@link #backward}: whole vectors of tokens for the coefficient backward
+     * (16 or 8 lanes) and whole row groups (12) for the products, and few enough that their
+     * rows stay in the L2 cache (3 x 48 x n*C floats at n*C = 1024: 576 KB).
+     */
     static final int SUPER = 4 * FastGemm.GROUP;
 
     static int projRows(int M) {
