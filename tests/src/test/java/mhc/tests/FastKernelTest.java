@@ -258,6 +258,55 @@ class FastKernelTest {
         assertArrayEquals(dR, dG, "ropeBackward " + Arrays.toString(shape));
     }
 
+    /**
+     * The embedding into the streams, the collapse out of them and the aggregate (as the residual
+     * connection calls it) use the plain kernels' operations in their order: bit-identical, forward and backward (N, n, C with C shorter
+     * than, a multiple of and longer than a vector; tokens repeat, so embedding rows gather
+     * several positions' gradients).
+     */
+    @ParameterizedTest
+    @MethodSource("streamEndShapes")
+    void streamsInAndOutAreBitIdenticalToPlain(int[] shape) {
+        int N = shape[0], n = shape[1], C = shape[2], V = 7;
+        Random rnd = new Random(N * 131L + n * 17L + C);
+        int[] tokens = new int[N];
+        for (int r = 0; r < N; r++) {
+            tokens[r] = rnd.nextInt(V);
+        }
+        float[] embed = gaussF(rnd, V * C, 1), dx = gaussF(rnd, N * n * C, 1), du = gaussF(rnd, N * C, 1),
+                dembed0 = gaussF(rnd, V * C, 1), dx0 = gaussF(rnd, N * n * C, 1);
+        String t = " " + Arrays.toString(shape);
+        float[] xR = nan(N * n * C), xG = nan(N * n * C);
+        new Ops().embeddingForward(xR, tokens, embed, N, n, C);
+        new FastOps().embeddingForward(xG, tokens, embed, N, n, C);
+        assertArrayEquals(xR, xG, "embeddingForward" + t);
+        float[] deR = dembed0.clone(), deG = dembed0.clone();
+        new Ops().embeddingBackward(deR, dx, tokens, N, n, C);
+        new FastOps().embeddingBackward(deG, dx, tokens, N, n, C);
+        assertArrayEquals(deR, deG, "embeddingBackward" + t);
+        float[] uR = nan(N * C), uG = nan(N * C);
+        new Ops().collapseForward(uR, dx, N, n, C);
+        new FastOps().collapseForward(uG, dx, N, n, C);
+        assertArrayEquals(uR, uG, "collapseForward" + t);
+        float[] dR = dx0.clone(), dG = dx0.clone();
+        new Ops().collapseBackward(dR, du, N, n, C);
+        new FastOps().collapseBackward(dG, du, N, n, C);
+        assertArrayEquals(dR, dG, "collapseBackward" + t);
+        float[] hpre = gaussF(rnd, N * n, 1);
+        float[] aR = nan(N * C), aG = nan(N * C);
+        new Ops().aggregateForward(aR, dx, hpre, N, n, C);
+        new FastOps().aggregateForward(aG, dx, hpre, N, n, C);
+        assertArrayEquals(aR, aG, "aggregateForward" + t);
+        float[] gR = dx0.clone(), gG = dx0.clone();
+        new Ops().aggregateBackwardStreams(gR, du, hpre, N, n, C);
+        new FastOps().aggregateBackwardStreams(gG, du, hpre, N, n, C);
+        assertArrayEquals(gR, gG, "aggregateBackwardStreams" + t);
+    }
+
+    static Stream<int[]> streamEndShapes() {
+        return Stream.of(new int[]{1, 1, 5}, new int[]{9, 4, 32}, new int[]{20, 3, 37}, new int[]{13, 4, 130});
+    }
+
     /** (N, T, C, H): head halves shorter than, equal to and longer than a vector, with a tail. */
     static Stream<int[]> ropeShapes() {
         return Stream.of(new int[]{7, 7, 12, 2}, new int[]{33, 11, 128, 2}, new int[]{40, 20, 136, 2},

@@ -6,8 +6,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 
 /**
- * The row-wise and element-wise kernels on the Vector API: SwiGLU, RMSNorm, softmax
- * cross-entropy and AdamW. Each computes what its plain kernel in {@code mhc.kernels} computes,
+ * The row-wise and element-wise kernels on the Vector API: SwiGLU, RMSNorm, RoPE, softmax
+ * cross-entropy, AdamW, and the embedding into the streams and the collapse out of them. Each computes what its plain kernel in {@code mhc.kernels} computes,
  * with the same accumulation convention (forwards overwrite, backwards add); tails past the last
  * full vector run the same formula in scalar code, so a value never depends on its position.
  *
@@ -183,6 +183,135 @@ final class FastElementwise {
                 acc = Math.fma(dout[r * C + c] * x[r * C + c], rstd[r], acc);
             }
             dw[c] += acc;
+        }
+    }
+
+    // ------------------------------------------------------------------ the streams in and out
+
+    // The embedding into the n streams and the collapse out of them, with the plain kernels'
+    // operations in their order (the same bits), rows at a time: the plain embedding backward
+    // walks a column across all rows, which at n*C floats per row misses the cache every step.
+
+    /** {@code Embedding.embeddingForward}: {@code x[r][i] = embed[tok[r]]} for each stream i. */
+    static void embeddingForward(float[] x, int[] tokens, float[] embed, int N, int n, int C) {
+        for (int r = 0; r < N; r++) {
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(embed, tokens[r] * C, x, (r * n + i) * C, C);
+            }
+        }
+    }
+
+    /** {@code Embedding.embeddingBackward}: {@code dembed[tok[r]] += sum_i dx[r][i]}, rows in order. */
+    static void embeddingBackward(float[] dembed, float[] dx, int[] tokens, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int eo = tokens[r] * C;
+            int xo = r * n * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector s = FloatVector.zero(SP);
+                for (int i = 0; i < n; i++) {
+                    s = s.add(FloatVector.fromArray(SP, dx, xo + i * C + c));
+                }
+                FloatVector.fromArray(SP, dembed, eo + c).add(s).intoArray(dembed, eo + c);
+            }
+            for (; c < C; c++) {
+                float s = 0f;
+                for (int i = 0; i < n; i++) {
+                    s += dx[xo + i * C + c];
+                }
+                dembed[eo + c] += s;
+            }
+        }
+    }
+
+    /** {@code Streams.aggregateForward}: {@code u = sum_j hpre[j] x[j]} (multiply, then add, as there). */
+    static void aggregateForward(float[] u, float[] x, float[] hpre, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int xo = r * n * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector s = FloatVector.zero(SP);
+                for (int j = 0; j < n; j++) {
+                    s = s.add(FloatVector.fromArray(SP, x, xo + j * C + c).mul(hpre[r * n + j]));
+                }
+                s.intoArray(u, r * C + c);
+            }
+            for (; c < C; c++) {
+                float s = 0f;
+                for (int j = 0; j < n; j++) {
+                    s += hpre[r * n + j] * x[xo + j * C + c];
+                }
+                u[r * C + c] = s;
+            }
+        }
+    }
+
+    /** {@code Streams.aggregateBackwardStreams}: {@code dx[j] += hpre[j] du}. */
+    static void aggregateBackwardStreams(float[] dx, float[] du, float[] hpre, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int xo = r * n * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector g = FloatVector.fromArray(SP, du, r * C + c);
+                for (int j = 0; j < n; j++) {
+                    int o = xo + j * C + c;
+                    FloatVector.fromArray(SP, dx, o).add(g.mul(hpre[r * n + j])).intoArray(dx, o);
+                }
+            }
+            for (; c < C; c++) {
+                float g = du[r * C + c];
+                for (int j = 0; j < n; j++) {
+                    dx[xo + j * C + c] += hpre[r * n + j] * g;
+                }
+            }
+        }
+    }
+
+    /** {@code Streams.collapseForward}: {@code u = (sum_i x[i]) / n}. */
+    static void collapseForward(float[] u, float[] x, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int xo = r * n * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector s = FloatVector.zero(SP);
+                for (int i = 0; i < n; i++) {
+                    s = s.add(FloatVector.fromArray(SP, x, xo + i * C + c));
+                }
+                s.div((float) n).intoArray(u, r * C + c);
+            }
+            for (; c < C; c++) {
+                float s = 0f;
+                for (int i = 0; i < n; i++) {
+                    s += x[xo + i * C + c];
+                }
+                u[r * C + c] = s / n;
+            }
+        }
+    }
+
+    /** {@code Streams.collapseBackward}: {@code dx[i] += du / n}. */
+    static void collapseBackward(float[] dx, float[] du, int N, int n, int C) {
+        int bound = SP.loopBound(C);
+        for (int r = 0; r < N; r++) {
+            int xo = r * n * C;
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector g = FloatVector.fromArray(SP, du, r * C + c).div((float) n);
+                for (int i = 0; i < n; i++) {
+                    int o = xo + i * C + c;
+                    FloatVector.fromArray(SP, dx, o).add(g).intoArray(dx, o);
+                }
+            }
+            for (; c < C; c++) {
+                float g = du[r * C + c] / n;
+                for (int i = 0; i < n; i++) {
+                    dx[xo + i * C + c] += g;
+                }
+            }
         }
     }
 

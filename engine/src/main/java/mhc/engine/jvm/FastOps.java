@@ -125,6 +125,36 @@ public class FastOps extends Ops {
     }
 
     @Override
+    public void embeddingForward(float[] x, int[] tokens, float[] embed, int N, int n, int C) {
+        FastElementwise.embeddingForward(x, tokens, embed, N, n, C);
+    }
+
+    @Override
+    public void embeddingBackward(float[] dembed, float[] dx, int[] tokens, int N, int n, int C) {
+        FastElementwise.embeddingBackward(dembed, dx, tokens, N, n, C);
+    }
+
+    @Override
+    public void aggregateForward(float[] u, float[] x, float[] hpre, int N, int n, int C) {
+        FastElementwise.aggregateForward(u, x, hpre, N, n, C);
+    }
+
+    @Override
+    public void aggregateBackwardStreams(float[] dx, float[] du, float[] hpre, int N, int n, int C) {
+        FastElementwise.aggregateBackwardStreams(dx, du, hpre, N, n, C);
+    }
+
+    @Override
+    public void collapseForward(float[] u, float[] x, int N, int n, int C) {
+        FastElementwise.collapseForward(u, x, N, n, C);
+    }
+
+    @Override
+    public void collapseBackward(float[] dx, float[] du, int N, int n, int C) {
+        FastElementwise.collapseBackward(dx, du, N, n, C);
+    }
+
+    @Override
     public void crossEntropyForward(float[] losses, float[] probs, float[] logits, int[] targets, int N, int V) {
         FastElementwise.crossEntropyForward(losses, probs, logits, targets, N, V);
     }
