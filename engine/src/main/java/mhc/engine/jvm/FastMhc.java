@@ -543,10 +543,6 @@ final class FastMhc {
         int bound = SP.loopBound(C);
         int yo = r * C;
         int xo = r * n * C;
-        if (n == 4) {
-            mixToken4(r, xout, x, hres, hpost, y, C);
-            return;
-        }
         for (int i = 0; i < n; i++) {
             int oo = xo + i * C;
             float hp = hpost[r * n + i];
@@ -565,47 +561,6 @@ final class FastMhc {
                     acc = Math.fma(x[xo + j * C + c], hres[ho + j], acc);
                 }
                 xout[oo + c] = acc;
-            }
-        }
-    }
-
-    /**
-     * {@link #mixToken} at n = 4, the loops turned around: per vector of columns, the four input
-     * streams and y are loaded once for the four outputs, and the 20 coefficients stay in
-     * registers. The same operations per element (the same bits).
-     */
-    private static void mixToken4(int r, float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int C) {
-        int bound = SP.loopBound(C);
-        int yo = r * C;
-        int o0 = r * 4 * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
-        int ho = r * 16;
-        FloatVector h00 = FloatVector.broadcast(SP, hres[ho]), h01 = FloatVector.broadcast(SP, hres[ho + 1]),
-                h02 = FloatVector.broadcast(SP, hres[ho + 2]), h03 = FloatVector.broadcast(SP, hres[ho + 3]),
-                h10 = FloatVector.broadcast(SP, hres[ho + 4]), h11 = FloatVector.broadcast(SP, hres[ho + 5]),
-                h12 = FloatVector.broadcast(SP, hres[ho + 6]), h13 = FloatVector.broadcast(SP, hres[ho + 7]),
-                h20 = FloatVector.broadcast(SP, hres[ho + 8]), h21 = FloatVector.broadcast(SP, hres[ho + 9]),
-                h22 = FloatVector.broadcast(SP, hres[ho + 10]), h23 = FloatVector.broadcast(SP, hres[ho + 11]),
-                h30 = FloatVector.broadcast(SP, hres[ho + 12]), h31 = FloatVector.broadcast(SP, hres[ho + 13]),
-                h32 = FloatVector.broadcast(SP, hres[ho + 14]), h33 = FloatVector.broadcast(SP, hres[ho + 15]);
-        float p0 = hpost[r * 4], p1 = hpost[r * 4 + 1], p2 = hpost[r * 4 + 2], p3 = hpost[r * 4 + 3];
-        for (int c = 0; c < bound; c += VL) {
-            FloatVector x0 = FloatVector.fromArray(SP, x, o0 + c);
-            FloatVector x1 = FloatVector.fromArray(SP, x, o1 + c);
-            FloatVector x2 = FloatVector.fromArray(SP, x, o2 + c);
-            FloatVector x3 = FloatVector.fromArray(SP, x, o3 + c);
-            FloatVector v = FloatVector.fromArray(SP, y, yo + c);
-            x3.fma(h03, x2.fma(h02, x1.fma(h01, x0.fma(h00, v.mul(p0))))).intoArray(xout, o0 + c);
-            x3.fma(h13, x2.fma(h12, x1.fma(h11, x0.fma(h10, v.mul(p1))))).intoArray(xout, o1 + c);
-            x3.fma(h23, x2.fma(h22, x1.fma(h21, x0.fma(h20, v.mul(p2))))).intoArray(xout, o2 + c);
-            x3.fma(h33, x2.fma(h32, x1.fma(h31, x0.fma(h30, v.mul(p3))))).intoArray(xout, o3 + c);
-        }
-        for (int c = bound; c < C; c++) {
-            for (int i = 0; i < 4; i++) {
-                float acc = y[yo + c] * hpost[r * 4 + i];
-                for (int j = 0; j < 4; j++) {
-                    acc = Math.fma(x[o0 + j * C + c], hres[ho + i * 4 + j], acc);
-                }
-                xout[o0 + i * C + c] = acc;
             }
         }
     }
