@@ -640,7 +640,10 @@ final class FastMhc {
     /**
      * Token {@code r}'s stream gradient, overwriting: the mix's part {@code dx[j] = sum_i hres[i][j] dxout[i]}
      * and, with {@code du} (else null), the aggregate's and the rms' parts of the connection
-     * before the sublayer added to it: {@code + (hpre[j] du + gr x[j])}.
+     * before the sublayer added to it: {@code + (hpre[j] du + gr x[j])}. One output stream at
+     * a time: writing the four streams side by side per column vector (dxout loaded once) was
+     * faster with everything in cache but 20% slower on the whole backward, where dx goes to
+     * memory; the same held for the mix forward.
      */
     static void streamGradToken(int r, float[] dx, float[] dxout, float[] x, float[] du, float[] hres, float[] hpre,
                                 float gr, int n, int C) {
@@ -648,10 +651,6 @@ final class FastMhc {
         int yo = r * C;
         int xo = r * n * C;
         int ho = r * n * n;
-        if (n == 4 && du != null) {
-            streamGradToken4(r, dx, dxout, x, du, hres, hpre, gr, C);
-            return;
-        }
         for (int j = 0; j < n; j++) {
             int o = xo + j * C;
             float wj = du == null ? 0f : hpre[r * n + j];
@@ -775,56 +774,6 @@ final class FastMhc {
                 dhpost[r * 4 + e - 16] = sum;
             } else {
                 duDotX[r * 4 + e - 20] = sum;
-            }
-        }
-    }
-
-    /**
-     * {@link #streamGradToken} with {@code du} at n = 4, the loops turned around: per vector of
-     * columns, the four vectors of dxout are loaded once for the four outputs, and the 16 mixing
-     * coefficients stay in registers. The same operations per element (the same bits).
-     */
-    private static void streamGradToken4(int r, float[] dx, float[] dxout, float[] x, float[] du, float[] hres,
-                                         float[] hpre, float gr, int C) {
-        int bound = SP.loopBound(C);
-        int yo = r * C;
-        int o0 = r * 4 * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
-        int ho = r * 16;
-        FloatVector h00 = FloatVector.broadcast(SP, hres[ho]), h01 = FloatVector.broadcast(SP, hres[ho + 1]),
-                h02 = FloatVector.broadcast(SP, hres[ho + 2]), h03 = FloatVector.broadcast(SP, hres[ho + 3]),
-                h10 = FloatVector.broadcast(SP, hres[ho + 4]), h11 = FloatVector.broadcast(SP, hres[ho + 5]),
-                h12 = FloatVector.broadcast(SP, hres[ho + 6]), h13 = FloatVector.broadcast(SP, hres[ho + 7]),
-                h20 = FloatVector.broadcast(SP, hres[ho + 8]), h21 = FloatVector.broadcast(SP, hres[ho + 9]),
-                h22 = FloatVector.broadcast(SP, hres[ho + 10]), h23 = FloatVector.broadcast(SP, hres[ho + 11]),
-                h30 = FloatVector.broadcast(SP, hres[ho + 12]), h31 = FloatVector.broadcast(SP, hres[ho + 13]),
-                h32 = FloatVector.broadcast(SP, hres[ho + 14]), h33 = FloatVector.broadcast(SP, hres[ho + 15]);
-        float w0 = hpre[r * 4], w1 = hpre[r * 4 + 1], w2 = hpre[r * 4 + 2], w3 = hpre[r * 4 + 3];
-        for (int c = 0; c < bound; c += VL) {
-            FloatVector d0 = FloatVector.fromArray(SP, dxout, o0 + c);
-            FloatVector d1 = FloatVector.fromArray(SP, dxout, o1 + c);
-            FloatVector d2 = FloatVector.fromArray(SP, dxout, o2 + c);
-            FloatVector d3 = FloatVector.fromArray(SP, dxout, o3 + c);
-            FloatVector u = FloatVector.fromArray(SP, du, yo + c);
-            FloatVector acc = d3.fma(h30, d2.fma(h20, d1.fma(h10, d0.mul(h00))));
-            FloatVector t = u.fma(FloatVector.broadcast(SP, w0), FloatVector.fromArray(SP, x, o0 + c).mul(gr));
-            acc.add(t).intoArray(dx, o0 + c);
-            acc = d3.fma(h31, d2.fma(h21, d1.fma(h11, d0.mul(h01))));
-            t = u.fma(FloatVector.broadcast(SP, w1), FloatVector.fromArray(SP, x, o1 + c).mul(gr));
-            acc.add(t).intoArray(dx, o1 + c);
-            acc = d3.fma(h32, d2.fma(h22, d1.fma(h12, d0.mul(h02))));
-            t = u.fma(FloatVector.broadcast(SP, w2), FloatVector.fromArray(SP, x, o2 + c).mul(gr));
-            acc.add(t).intoArray(dx, o2 + c);
-            acc = d3.fma(h33, d2.fma(h23, d1.fma(h13, d0.mul(h03))));
-            t = u.fma(FloatVector.broadcast(SP, w3), FloatVector.fromArray(SP, x, o3 + c).mul(gr));
-            acc.add(t).intoArray(dx, o3 + c);
-        }
-        for (int c = bound; c < C; c++) {
-            for (int j = 0; j < 4; j++) {
-                float acc = dxout[o0 + c] * hres[ho + j];
-                for (int i = 1; i < 4; i++) {
-                    acc = Math.fma(dxout[o0 + i * C + c], hres[ho + i * 4 + j], acc);
-                }
-                dx[o0 + j * C + c] = acc + Math.fma(du[yo + c], hpre[r * 4 + j], x[o0 + j * C + c] * gr);
             }
         }
     }
