@@ -303,6 +303,24 @@ class FastKernelTest {
         assertArrayEquals(gR, gG, "aggregateBackwardStreams" + t);
     }
 
+    /** The mHC coefficient parameters' gradient sums in the plain kernel's order: bit-identical. */
+    @ParameterizedTest
+    @MethodSource("streamEndShapes")
+    void mhcCoeffParamBackwardIsBitIdenticalToPlain(int[] shape) {
+        int N = shape[0], n = shape[1], M = n * n + 2 * n;
+        Random rnd = new Random(N * 7L + n);
+        float[] workDz = gaussF(rnd, N * M, 1), h = gaussF(rnd, N * M, 1), rms = gaussF(rnd, N, 1);
+        for (int r = 0; r < N; r++) {
+            rms[r] = 0.5f + Math.abs(rms[r]);
+        }
+        float[] a0 = gaussF(rnd, 3, 1), b0 = gaussF(rnd, M, 1);
+        float[] aR = a0.clone(), bR = b0.clone(), aG = a0.clone(), bG = b0.clone();
+        new Ops().mhcCoeffParamBackward(aR, bR, workDz, h, rms, N, n);
+        new FastOps().mhcCoeffParamBackward(aG, bG, workDz, h, rms, N, n);
+        assertArrayEquals(aR, aG, "dalpha " + Arrays.toString(shape));
+        assertArrayEquals(bR, bG, "dbias " + Arrays.toString(shape));
+    }
+
     static Stream<int[]> streamEndShapes() {
         return Stream.of(new int[]{1, 1, 5}, new int[]{9, 4, 32}, new int[]{20, 3, 37}, new int[]{13, 4, 130});
     }

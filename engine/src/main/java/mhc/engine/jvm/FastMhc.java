@@ -517,6 +517,45 @@ final class FastMhc {
         }
     }
 
+    /**
+     * {@code Mhc.mhcCoeffParamBackward} with its sums in its order (the same bits), in one pass
+     * over the tokens: the M bias sums advance side by side (vectorized across m), the three
+     * alpha sums too, and each token's {@code 1 / r} is computed once. The plain kernel runs
+     * the M + 3 sums one after another, each a chain of dependent adds over all tokens.
+     */
+    static void coeffParamBackward(float[] dalpha, float[] dbias, float[] workDz, float[] h, float[] rms, int N, int n) {
+        int M = n * n + 2 * n;
+        int bound = SP.loopBound(M);
+        float[] sb = new float[M];
+        float s0 = 0f, s1 = 0f, s2 = 0f;
+        for (int r = 0; r < N; r++) {
+            int o = r * M;
+            int m = 0;
+            for (; m < bound; m += VL) {
+                FloatVector.fromArray(SP, sb, m).add(FloatVector.fromArray(SP, workDz, o + m)).intoArray(sb, m);
+            }
+            for (; m < M; m++) {
+                sb[m] += workDz[o + m];
+            }
+            float inv = 1f / rms[r];
+            for (m = 0; m < n; m++) {
+                s0 += workDz[o + m] * h[o + m] * inv;
+            }
+            for (; m < 2 * n; m++) {
+                s1 += workDz[o + m] * h[o + m] * inv;
+            }
+            for (; m < M; m++) {
+                s2 += workDz[o + m] * h[o + m] * inv;
+            }
+        }
+        for (int m = 0; m < M; m++) {
+            dbias[m] += sb[m];
+        }
+        dalpha[0] += s0;
+        dalpha[1] += s1;
+        dalpha[2] += s2;
+    }
+
     /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's row block. */
     /**
      * Tokens per step of {@link #backward}: whole vectors of tokens for the coefficient backward

@@ -200,6 +200,11 @@ public class FastOps extends Ops {
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
 
+    @Override
+    public void mhcCoeffParamBackward(float[] dalpha, float[] dbias, float[] workDz, float[] h, float[] rms, int N, int n) {
+        FastMhc.coeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
+    }
+
     // The HC connection on the Vector API (FastHc): the fused kernels' work, vectorized along C.
 
     /**
