@@ -510,7 +510,7 @@ final class FastMhc {
                 FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
                 if (hpostPrev != null) {
                     for (int r = r0; r < r0 + G; r++) {
-                        outputGradToken(r, dyPrev, dx, hpostPrev, n, C);
+                        outputGradToken(r, dyPrev, dx, hpostPrev, false, n, C);
                     }
                 }
             }
@@ -623,7 +623,7 @@ final class FastMhc {
     /** Token {@code r} of {@link #mixBackward}. */
     static void mixBackwardToken(int r, float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                                  float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp, int n, int C) {
-        outputGradToken(r, dy, dxout, hpost, n, C);
+        outputGradToken(r, dy, dxout, hpost, false, n, C);
         streamGradToken(r, dx, dxout, null, null, hres, null, 0f, n, C);
         if (coeffs) {
             mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, tmp, n, C);
@@ -632,30 +632,16 @@ final class FastMhc {
 
     /** {@link Streams#mixBackwardOutput}: {@code dy += sum_i hpost[i] dxout[i]} per token. */
     static void mixBackwardOutput(float[] dy, float[] dxout, float[] hpost, int N, int n, int C) {
-        int bound = SP.loopBound(C);
         for (int r = 0; r < N; r++) {
-            int yo = r * C;
-            int xo = r * n * C;
-            int c = 0;
-            for (; c < bound; c += VL) {
-                FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hpost[r * n]);
-                for (int i = 1; i < n; i++) {
-                    acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hpost[r * n + i]), acc);
-                }
-                FloatVector.fromArray(SP, dy, yo + c).add(acc).intoArray(dy, yo + c);
-            }
-            for (; c < C; c++) {
-                float acc = dxout[xo + c] * hpost[r * n];
-                for (int i = 1; i < n; i++) {
-                    acc = Math.fma(dxout[xo + i * C + c], hpost[r * n + i], acc);
-                }
-                dy[yo + c] += acc;
-            }
+            outputGradToken(r, dy, dxout, hpost, true, n, C);
         }
     }
 
-    /** Token {@code r} of the mix's backward for its output: {@code dy = sum_i hpost[i] dxout[i]}, overwriting. */
-    static void outputGradToken(int r, float[] dy, float[] dxout, float[] hpost, int n, int C) {
+    /**
+     * Token {@code r} of the mix's backward for its output: {@code dy = sum_i hpost[i] dxout[i]},
+     * overwriting, or with {@code add}, added to dy.
+     */
+    static void outputGradToken(int r, float[] dy, float[] dxout, float[] hpost, boolean add, int n, int C) {
         int bound = SP.loopBound(C);
         int yo = r * C;
         int xo = r * n * C;
@@ -665,14 +651,14 @@ final class FastMhc {
             for (int i = 1; i < n; i++) {
                 acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hpost[r * n + i]), acc);
             }
-            acc.intoArray(dy, yo + c);
+            (add ? FloatVector.fromArray(SP, dy, yo + c).add(acc) : acc).intoArray(dy, yo + c);
         }
         for (; c < C; c++) {
             float acc = dxout[xo + c] * hpost[r * n];
             for (int i = 1; i < n; i++) {
                 acc = Math.fma(dxout[xo + i * C + c], hpost[r * n + i], acc);
             }
-            dy[yo + c] = acc;
+            dy[yo + c] = add ? dy[yo + c] + acc : acc;
         }
     }
 
