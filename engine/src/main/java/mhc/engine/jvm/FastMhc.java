@@ -466,7 +466,11 @@ final class FastMhc {
      * then per row group of 12: the streams' gradient {@code dx = Hres^T dxout + Hpre du + gr x}
      * written once ({@link #streamGradToken}), {@code dx += dh · phi^T}, and, with
      * {@code hpostPrev}, the previous sublayer's {@code dyPrev = sum_i hpostPrev[i] dx[i]}.
-     * So x and dxout are read from memory once and dx is written once. {@code phiTPanels}: phi^T
+     * So x and dxout are read from memory once and dx is written once. dx may be dxout itself:
+     * each step reads its tokens' dxout (the dot products) before it writes their dx, so dx is
+     * written into cache lines just read instead of a second array that has to come from
+     * memory first ({@link #streamGradToken4} at n = 4, else from a copy of the token's
+     * dxout rows). {@code phiTPanels}: phi^T
      * packed by {@link FastGemm#packPanels}; {@code dphiT}: (projRows(M), nC), added to by this
      * call; {@code dhGroup}: SUPER * projRows(M) floats of scratch. The caller adds dphiT to
      * dphi and the coefficient parameters' gradients from workDh and workDz.
@@ -480,6 +484,7 @@ final class FastMhc {
         int M = n * n + 2 * n;
         int Mp = projRows(M);
         float[] gr = new float[SUPER];
+        float[] tokenCopy = dx == dxout && n != 4 ? new float[K] : null;
         float[] lanes = new float[(n * n + 2 * n) * VL];
         float[] duDotX = n == 4 ? new float[N * n] : null;
         java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
@@ -505,7 +510,14 @@ final class FastMhc {
             for (int r0 = s0; r0 < end; r0 += FastGemm.GROUP) {
                 int G = Math.min(FastGemm.GROUP, end - r0);
                 for (int r = r0; r < r0 + G; r++) {
-                    streamGradToken(r, dx, dxout, x, du, hres, hpre, gr[r - s0], n, C);
+                    if (dx != dxout) {
+                        streamGradToken(r, dx, dxout, r * K, x, du, hres, hpre, gr[r - s0], n, C);
+                    } else if (n == 4) {
+                        streamGradToken4(r, dx, dxout, x, du, hres, hpre, gr[r - s0], C);
+                    } else {
+                        System.arraycopy(dxout, r * K, tokenCopy, 0, K);
+                        streamGradToken(r, dx, tokenCopy, 0, x, du, hres, hpre, gr[r - s0], n, C);
+                    }
                 }
                 FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
                 if (hpostPrev != null) {
@@ -624,7 +636,7 @@ final class FastMhc {
     static void mixBackwardToken(int r, float[] dx, float[] dy, float[] dhres, float[] dhpost, float[] dxout, float[] x,
                                  float[] hres, float[] hpost, float[] y, boolean coeffs, float[] tmp, int n, int C) {
         outputGradToken(r, dy, dxout, hpost, false, n, C);
-        streamGradToken(r, dx, dxout, null, null, hres, null, 0f, n, C);
+        streamGradToken(r, dx, dxout, r * n * C, null, null, hres, null, 0f, n, C);
         if (coeffs) {
             mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, tmp, n, C);
         }
@@ -664,14 +676,16 @@ final class FastMhc {
 
     /**
      * Token {@code r}'s stream gradient, overwriting: the mix's part {@code dx[j] = sum_i hres[i][j] dxout[i]}
-     * and, with {@code du} (else null), the aggregate's and the rms' parts of the connection
-     * before the sublayer added to it: {@code + (hpre[j] du + gr x[j])}. One output stream at
-     * a time: writing the four streams side by side per column vector (dxout loaded once) was
-     * faster with everything in cache but 20% slower on the whole backward, where dx goes to
-     * memory; the same held for the mix forward.
+     * (the token's dxout rows at {@code dxout[dxo..dxo + n*C)}) and, with {@code du} (else null),
+     * the aggregate's and the rms' parts of the connection before the sublayer added to it:
+     * {@code + (hpre[j] du + gr x[j])}. One output stream at a time: writing the four streams
+     * side by side per column vector (dxout loaded once) was faster with everything in cache
+     * but 20% slower on the whole backward where dx is a second array, which has to come from
+     * memory; the same held for the mix forward ({@link #streamGradToken4} is that form, for
+     * dx written over dxout).
      */
-    static void streamGradToken(int r, float[] dx, float[] dxout, float[] x, float[] du, float[] hres, float[] hpre,
-                                float gr, int n, int C) {
+    static void streamGradToken(int r, float[] dx, float[] dxout, int dxo, float[] x, float[] du, float[] hres,
+                                float[] hpre, float gr, int n, int C) {
         int bound = SP.loopBound(C);
         int yo = r * C;
         int xo = r * n * C;
@@ -681,9 +695,9 @@ final class FastMhc {
             float wj = du == null ? 0f : hpre[r * n + j];
             int c = 0;
             for (; c < bound; c += VL) {
-                FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hres[ho + j]);
+                FloatVector acc = FloatVector.fromArray(SP, dxout, dxo + c).mul(hres[ho + j]);
                 for (int i = 1; i < n; i++) {
-                    acc = FloatVector.fromArray(SP, dxout, xo + i * C + c).fma(FloatVector.broadcast(SP, hres[ho + i * n + j]), acc);
+                    acc = FloatVector.fromArray(SP, dxout, dxo + i * C + c).fma(FloatVector.broadcast(SP, hres[ho + i * n + j]), acc);
                 }
                 if (du != null) {
                     FloatVector t = FloatVector.fromArray(SP, x, o + c).mul(gr);
@@ -692,12 +706,71 @@ final class FastMhc {
                 acc.intoArray(dx, o + c);
             }
             for (; c < C; c++) {
-                float acc = dxout[xo + c] * hres[ho + j];
+                float acc = dxout[dxo + c] * hres[ho + j];
                 for (int i = 1; i < n; i++) {
-                    acc = Math.fma(dxout[xo + i * C + c], hres[ho + i * n + j], acc);
+                    acc = Math.fma(dxout[dxo + i * C + c], hres[ho + i * n + j], acc);
                 }
                 dx[o + c] = du == null ? acc : acc + Math.fma(du[yo + c], wj, x[o + c] * gr);
             }
+        }
+    }
+
+    /**
+     * {@link #streamGradToken} with {@code du} at n = 4, the four output streams side by side:
+     * per vector of columns, the four dxout vectors are loaded before any output is stored, so
+     * dx may be dxout itself (the backward in place). The same operations per element (the
+     * same bits).
+     */
+    private static void streamGradToken4(int r, float[] dx, float[] dxout, float[] x, float[] du, float[] hres,
+                                         float[] hpre, float gr, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int o0 = r * 4 * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
+        int ho = r * 16;
+        FloatVector h00 = FloatVector.broadcast(SP, hres[ho]), h01 = FloatVector.broadcast(SP, hres[ho + 1]),
+                h02 = FloatVector.broadcast(SP, hres[ho + 2]), h03 = FloatVector.broadcast(SP, hres[ho + 3]),
+                h10 = FloatVector.broadcast(SP, hres[ho + 4]), h11 = FloatVector.broadcast(SP, hres[ho + 5]),
+                h12 = FloatVector.broadcast(SP, hres[ho + 6]), h13 = FloatVector.broadcast(SP, hres[ho + 7]),
+                h20 = FloatVector.broadcast(SP, hres[ho + 8]), h21 = FloatVector.broadcast(SP, hres[ho + 9]),
+                h22 = FloatVector.broadcast(SP, hres[ho + 10]), h23 = FloatVector.broadcast(SP, hres[ho + 11]),
+                h30 = FloatVector.broadcast(SP, hres[ho + 12]), h31 = FloatVector.broadcast(SP, hres[ho + 13]),
+                h32 = FloatVector.broadcast(SP, hres[ho + 14]), h33 = FloatVector.broadcast(SP, hres[ho + 15]);
+        FloatVector w0 = FloatVector.broadcast(SP, hpre[r * 4]), w1 = FloatVector.broadcast(SP, hpre[r * 4 + 1]),
+                w2 = FloatVector.broadcast(SP, hpre[r * 4 + 2]), w3 = FloatVector.broadcast(SP, hpre[r * 4 + 3]);
+        for (int c = 0; c < bound; c += VL) {
+            FloatVector d0 = FloatVector.fromArray(SP, dxout, o0 + c);
+            FloatVector d1 = FloatVector.fromArray(SP, dxout, o1 + c);
+            FloatVector d2 = FloatVector.fromArray(SP, dxout, o2 + c);
+            FloatVector d3 = FloatVector.fromArray(SP, dxout, o3 + c);
+            FloatVector u = FloatVector.fromArray(SP, du, yo + c);
+            FloatVector a0 = d3.fma(h30, d2.fma(h20, d1.fma(h10, d0.mul(h00))));
+            FloatVector a1 = d3.fma(h31, d2.fma(h21, d1.fma(h11, d0.mul(h01))));
+            FloatVector a2 = d3.fma(h32, d2.fma(h22, d1.fma(h12, d0.mul(h02))));
+            FloatVector a3 = d3.fma(h33, d2.fma(h23, d1.fma(h13, d0.mul(h03))));
+            a0.add(u.fma(w0, FloatVector.fromArray(SP, x, o0 + c).mul(gr))).intoArray(dx, o0 + c);
+            a1.add(u.fma(w1, FloatVector.fromArray(SP, x, o1 + c).mul(gr))).intoArray(dx, o1 + c);
+            a2.add(u.fma(w2, FloatVector.fromArray(SP, x, o2 + c).mul(gr))).intoArray(dx, o2 + c);
+            a3.add(u.fma(w3, FloatVector.fromArray(SP, x, o3 + c).mul(gr))).intoArray(dx, o3 + c);
+        }
+        for (int c = bound; c < C; c++) {
+            float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
+            for (int j = 0; j < 4; j++) {
+                float acc = dxout[o0 + c] * hres[ho + j];
+                for (int i = 1; i < 4; i++) {
+                    acc = Math.fma(dxout[o0 + i * C + c], hres[ho + i * 4 + j], acc);
+                }
+                acc += Math.fma(du[yo + c], hpre[r * 4 + j], x[o0 + j * C + c] * gr);
+                switch (j) {
+                    case 0 -> a0 = acc;
+                    case 1 -> a1 = acc;
+                    case 2 -> a2 = acc;
+                    default -> a3 = acc;
+                }
+            }
+            dx[o0 + c] = a0;
+            dx[o1 + c] = a1;
+            dx[o2 + c] = a2;
+            dx[o3 + c] = a3;
         }
     }
 

@@ -266,6 +266,11 @@ public class FastOps extends Ops {
     }
 
     @Override
+    public boolean mhcBackwardInPlace() {
+        return FastGemm.ROW_GROUPS; // FastMhc.backward; the composition in Ops is not
+    }
+
+    @Override
     public void mhcBackward(float[] dx, float[] dyPrev, float[] dphi, float[] dalpha, float[] dbias,
                             float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
                             float[] rms, float[] h, float[] zres, float[] phi, float[] alpha, float[] hpostPrev,

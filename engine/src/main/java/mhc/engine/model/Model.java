@@ -411,14 +411,17 @@ public final class Model {
         ops.rmsnormWeightBackward(grads.get("final_norm"), daf, uf, rstdf, N, C);
         float[] dx = zeros("dxA", N * n * C);
         ops.collapseBackward(dx, duf, N, n, C);
-        float[] dxPrev = scratch("dxB", N * n * C);
         // dx: the gradient of sublayer l's output streams xs[l+1]; dxPrev: of its input streams
         // xs[l]. residual and hc run the mix's backward first (it writes dy and starts dxPrev),
         // then the sublayer's, then the connection's. mhc needs only dy before the sublayer's
         // backward and does the rest of the mix's backward together with the connection's
         // (Ops.mhcBackward), which also gives the dy of sublayer l-1: so dy comes from the
         // iteration before, and the streams and their gradient are read once per sublayer.
+        // Where the backend can (mhcBackwardInPlace), dxPrev is dx itself: the stream gradient
+        // is written over the one just read, with no second array to bring in from memory.
         boolean mhc = cfg.connection().equals("mhc");
+        boolean inPlace = mhc && ops.mhcBackwardInPlace();
+        float[] dxPrev = inPlace ? dx : scratch("dxB", N * n * C);
         boolean dynamic = !cfg.connection().equals("residual");
         float[] dy = scratch("dy", N * C);
         float[] dhres = scratch("dhres", N * nn);
@@ -458,9 +461,11 @@ public final class Model {
                         params.get(p + "hc.scale"), N, n, C);
                 default -> ops.aggregateBackwardStreams(dxPrev, du, s.hpre, N, n, C);
             }
-            float[] t = dx;
-            dx = dxPrev;
-            dxPrev = t;
+            if (!inPlace) {
+                float[] t = dx;
+                dx = dxPrev;
+                dxPrev = t;
+            }
         }
         ops.scope("embed");
         ops.embeddingBackward(grads.get("embed"), dx, inputs, N, n, C);

@@ -115,7 +115,8 @@ public class Ops {
      *
      * <p>One call, so that a backend can read each token's streams and their gradient once
      * (here: four passes over the n*C stream arrays, and the mix's dy computed a second time
-     * and dropped).
+     * and dropped). Where {@link #mhcBackwardInPlace} says so, {@code dx} may be {@code dxout}
+     * itself.
      */
     public void mhcBackward(float[] dx,        // (N, n, C) out
                             float[] dyPrev,    // (N, C) out, only with hpostPrev
@@ -145,6 +146,16 @@ public class Ops {
             zero(dyPrev, N * C);
             mixBackwardOutput(dyPrev, dx, hpostPrev, N, n, C);
         }
+    }
+
+    /**
+     * Whether {@link #mhcBackward} may write {@code dx} over {@code dxout} (the same array):
+     * then the stream gradient is written into cache lines the call has just read, instead of
+     * into a second N*n*C array that has to come from memory first. Not here: the mix's
+     * backward writes dx while it still reads dxout.
+     */
+    public boolean mhcBackwardInPlace() {
+        return false;
     }
 
     /**
