@@ -17,8 +17,8 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The mHC connection at gpt-small's shape (N = 2048 tokens, n = 4 streams, C = 256, 20
- * Sinkhorn-Knopp iterations), single-threaded: the connection before a sublayer, the mix after
+ * The mHC connection at gpt-small's shape (N = 2048 tokens, or 256 as the training step calls
+ * it per sequence; n = 4 streams, C = 256, 20 Sinkhorn-Knopp iterations), single-threaded: the connection before a sublayer, the mix after
  * it, the mix and the next connection in one call (one pass on the fast path), and the
  * connection's whole backward in one call. {@code plain} composes the reference kernels, {@code fused} is the
  * scalar fused kernels, {@code fast} the Vector API path.
@@ -33,7 +33,11 @@ public class ConnectionBench {
     @Param({"plain", "fused", "fast"})
     public String impl;
 
-    final int N = 2048, n = 4, C = 256, iters = 20, M = n * n + 2 * n, K = n * C;
+    /** Tokens per call: the op benchmark's 2048, or {@code -p N=256} for the training step's per-sequence calls. */
+    @Param({"2048"})
+    public int N;
+
+    final int n = 4, C = 256, iters = 20, M = n * n + 2 * n, K = n * C;
     Ops ops;
     float[] x, xPrev, y, yPrev, phi, alpha, bias, hresPrev, hpostPrev;
     float[] u, hpre, hpost, hres, rms, h, zres, xout;

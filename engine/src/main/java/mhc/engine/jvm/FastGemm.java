@@ -1,6 +1,7 @@
 package mhc.engine.jvm;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -381,9 +382,12 @@ public final class FastGemm {
                         FloatVector.fromArray(SP, b, s + VL).intoArray(bp, d + VL);
                     }
                 } else {
+                    // masked loads: the columns past nc come in as zeros (the padding)
+                    VectorMask<Float> m0 = SP.indexInRange(0, cols), m1 = SP.indexInRange(VL, cols);
                     for (int k = 0; k < kc; k++) {
-                        System.arraycopy(b, src + k * brs, bp, base + k * NR, cols);
-                        java.util.Arrays.fill(bp, base + k * NR + cols, base + k * NR + NR, 0f);
+                        int s = src + k * brs, d = base + k * NR;
+                        FloatVector.fromArray(SP, b, s, m0).intoArray(bp, d);
+                        FloatVector.fromArray(SP, b, s + VL, m1).intoArray(bp, d + VL);
                     }
                 }
             } else if (cols == NR && brs == 1) {
@@ -414,7 +418,7 @@ public final class FastGemm {
     private static final ThreadLocal<int[]> GATHER = ThreadLocal.withInitial(() -> new int[VL]);
 
     /** {@code 0, stride, 2*stride, ...}: the lane offsets of a strided gather (one array per thread). */
-    private static int[] gatherIndex(int stride) {
+    static int[] gatherIndex(int stride) {
         int[] idx = GATHER.get();
         if (idx[1] != stride) {
             for (int i = 0; i < VL; i++) {

@@ -293,11 +293,7 @@ public class FastOps extends Ops {
                 dphiT, scratch("fast.mhcDhGroup", FastMhc.SUPER * Mp), dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
                 scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
-        for (int k = 0; k < K; k++) {
-            for (int m = 0; m < M; m++) {
-                dphi[k * M + m] += dphiT[m * K + k];
-            }
-        }
+        FastMhc.addTransposed(dphi, dphiT, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
 
