@@ -458,22 +458,27 @@ final class FastMhc {
     }
 
     /**
-     * The whole backward of the connection around sublayer l ({@code Ops.mhcBackward}), per
-     * {@link #SUPER} tokens while their rows are in cache: the coefficient gradients of the mix
-     * ({@link #mixCoeffGradToken}; at n = 4 with the aggregate's dot products), the coefficient
-     * backward ({@link #preBackwardGroup}, on whole vectors of tokens), the projection's weight
-     * gradient accumulated transposed, {@code dphiT += dh^T x} ({@link FastGemm#addTransposedProduct}),
-     * then per row group of 12: the streams' gradient {@code dx = Hres^T dxout + Hpre du + gr x}
-     * written once ({@link #streamGradToken}), {@code dx += dh · phi^T}, and, with
-     * {@code hpostPrev}, the previous sublayer's {@code dyPrev = sum_i hpostPrev[i] dx[i]}.
-     * So x and dxout are read from memory once and dx is written once. dx may be dxout itself:
-     * each step reads its tokens' dxout (the dot products) before it writes their dx, so dx is
-     * written into cache lines just read instead of a second array that has to come from
-     * memory first ({@link #streamGradToken4} at n = 4, else from a copy of the token's
-     * dxout rows). {@code phiTPanels}: phi^T
-     * packed by {@link FastGemm#packPanels}; {@code dphiT}: (projRows(M), nC), added to by this
-     * call; {@code dhGroup}: SUPER * projRows(M) floats of scratch. The caller adds dphiT to
-     * dphi and the coefficient parameters' gradients from workDh and workDz.
+     * The whole backward of the connection around sublayer l ({@code Ops.mhcBackward}) in one
+     * sweep over the tokens, each token's rows used while they are in cache. Per vector of VL
+     * tokens: the coefficient gradients of the mix ({@link #mixCoeffGradToken}; at n = 4 with
+     * the aggregate's dot products), the coefficient backward ({@link #preBackwardGroup}, on
+     * the whole vector of tokens) and, every {@link #DPHI_TOKENS} tokens, the projection's weight
+     * gradient accumulated transposed, {@code dphiT += dh^T x} ({@link FastGemm#addTransposedProduct});
+     * then, for each row group
+     * of 12 whose tokens are all done so far: the streams' gradient
+     * {@code dx = Hres^T dxout + Hpre du + gr x} written once ({@link #streamGradToken}),
+     * {@code dx += dh · phi^T}, and, with {@code hpostPrev}, the previous sublayer's
+     * {@code dyPrev = sum_i hpostPrev[i] dx[i]}. A token's rows are read at most 28 tokens
+     * after they were first read (1.1 MB of streams at n*C = 4096, within the L2 cache), so
+     * x and dxout come from memory once and dx is written once. (Steps of 48 tokens, the
+     * coefficient part of all 48 before the stream part, spilled the L2 cache at width 1024.)
+     * dx may be dxout itself: a token's dxout is read (the dot products) before its dx is
+     * written, so dx goes into cache lines just read instead of a second array that has to come
+     * from memory first ({@link #streamGradToken4} at n = 4, else from a copy of the token's
+     * dxout rows). {@code phiTPanels}: phi^T packed by {@link FastGemm#packPanels};
+     * {@code dphiT}: (projRows(M), nC), added to by this call; {@code dhGroup}: DPHI_TOKENS *
+     * projRows(M) floats of scratch. The caller adds dphiT to dphi and the coefficient
+     * parameters' gradients from workDh and workDz.
      */
     static void backward(float[] dx, float[] dyPrev, float[] workDz, float[] workDh, float[] dhpost, float[] dhres,
                          float[] dphiT, float[] dhGroup,
@@ -483,40 +488,43 @@ final class FastMhc {
         int K = n * C;
         int M = n * n + 2 * n;
         int Mp = projRows(M);
-        float[] gr = new float[SUPER];
+        float[] gr = new float[N];
         float[] tokenCopy = dx == dxout && n != 4 ? new float[K] : null;
         float[] lanes = new float[(n * n + 2 * n) * VL];
         float[] duDotX = n == 4 ? new float[N * n] : null;
         java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
-        for (int s0 = 0; s0 < N; s0 += SUPER) {
-            int end = Math.min(s0 + SUPER, N);
-            for (int r = s0; r < end; r++) {
+        int done = 0;     // tokens whose stream gradient is complete
+        int dphiDone = 0; // tokens in dphiT
+        for (int g0 = 0; g0 < N; g0 += VL) {
+            int gEnd = Math.min(g0 + VL, N);
+            for (int r = g0; r < gEnd; r++) {
                 if (n == 4) {
                     coeffGradToken4(r, dhres, dhpost, duDotX, dxout, x, y, du, lanes, C);
                 } else {
                     mixCoeffGradToken(r, dhres, dhpost, dxout, x, y, lanes, n, C);
                 }
             }
-            // the coefficient backward on whole vectors of tokens
-            for (int r0 = s0; r0 < end; r0 += VL) {
-                preBackwardGroup(r0, Math.min(VL, end - r0), gr, r0 - s0, workDz, workDh, du, duDotX, dhpost, dhres, x,
-                        hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
+            preBackwardGroup(g0, gEnd - g0, gr, g0, workDz, workDh, du, duDotX, dhpost, dhres, x,
+                    hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
+            for (int r = g0; r < gEnd; r++) {
+                System.arraycopy(workDh, r * M, dhGroup, (r - dphiDone) * Mp, M);
             }
-            for (int r = s0; r < end; r++) {
-                System.arraycopy(workDh, r * M, dhGroup, (r - s0) * Mp, M);
+            if (gEnd - dphiDone == DPHI_TOKENS || gEnd == N) {
+                FastGemm.addTransposedProduct(gEnd - dphiDone, Mp, K, dhGroup, 0, Mp, x, dphiDone * K, K, dphiT, 0, K);
+                dphiDone = gEnd;
             }
-            FastGemm.addTransposedProduct(end - s0, Mp, K, dhGroup, 0, Mp, x, s0 * K, K, dphiT, 0, K);
-            // the streams' gradient on FastGemm's row groups
-            for (int r0 = s0; r0 < end; r0 += FastGemm.GROUP) {
-                int G = Math.min(FastGemm.GROUP, end - r0);
+            // the streams' gradient on FastGemm's row groups, as far as the tokens are ready
+            while (done < gEnd && (done + FastGemm.GROUP <= gEnd || gEnd == N)) {
+                int r0 = done;
+                int G = Math.min(FastGemm.GROUP, gEnd - r0);
                 for (int r = r0; r < r0 + G; r++) {
                     if (dx != dxout) {
-                        streamGradToken(r, dx, dxout, r * K, x, du, hres, hpre, gr[r - s0], n, C);
+                        streamGradToken(r, dx, dxout, r * K, x, du, hres, hpre, gr[r], n, C);
                     } else if (n == 4) {
-                        streamGradToken4(r, dx, dxout, x, du, hres, hpre, gr[r - s0], C);
+                        streamGradToken4(r, dx, dxout, x, du, hres, hpre, gr[r], C);
                     } else {
                         System.arraycopy(dxout, r * K, tokenCopy, 0, K);
-                        streamGradToken(r, dx, tokenCopy, 0, x, du, hres, hpre, gr[r - s0], n, C);
+                        streamGradToken(r, dx, tokenCopy, 0, x, du, hres, hpre, gr[r], n, C);
                     }
                 }
                 FastGemm.rowsTimesPanels(G, M, workDh, r0 * M, M, phiTPanels, K, dx, r0 * K, K, true, aPad, tile);
@@ -525,6 +533,7 @@ final class FastMhc {
                         outputGradToken(r, dyPrev, dx, hpostPrev, false, n, C);
                     }
                 }
+                done += G;
             }
         }
     }
@@ -591,11 +600,11 @@ final class FastMhc {
     }
 
     /**
-     * Tokens per step of {@link #backward}: whole vectors of tokens for the coefficient backward
-     * (16 or 8 lanes) and whole row groups (12) for the products, and few enough that their
-     * rows stay in the L2 cache (3 x 48 x n*C floats at n*C = 1024: 576 KB).
+     * Tokens per update of the projection's weight gradient in {@link #backward} (three vectors
+     * of tokens): each update reads and writes all of dphiT (M x nC), which at 16 tokens cost
+     * more than the 48 tokens' x rows it reads.
      */
-    static final int SUPER = 4 * FastGemm.GROUP;
+    static final int DPHI_TOKENS = 3 * VL;
 
     /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's row block. */
     static int projRows(int M) {

@@ -290,7 +290,7 @@ public class FastOps extends Ops {
         float[] dphiT = scratch("fast.mhcDphiT", Mp * K);
         java.util.Arrays.fill(dphiT, 0, Mp * K, 0f);
         FastMhc.backward(dx, dyPrev, workDz, workDh, scratch("fast.mhcDhpost", N * n), scratch("fast.mhcDhres", N * n * n),
-                dphiT, scratch("fast.mhcDhGroup", FastMhc.SUPER * Mp), dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
+                dphiT, scratch("fast.mhcDhGroup", FastMhc.DPHI_TOKENS * Mp), dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
                 scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
         FastMhc.addTransposed(dphi, dphiT, K, M);
