@@ -342,6 +342,10 @@ final class FastMhc {
         for (int k = 0; k < S; k++) {
             int src = sOff + k * nn * VL;
             boolean next = k < S - 1; // the last step's output is not needed
+            if (n == 4) { // k even: column i from i*VL, its entries 4*VL apart; k odd: row i from 4*i*VL, VL apart
+                recordStep4(work, src, k % 2 == 0 ? VL : 4 * VL, k % 2 == 0 ? 4 * VL : VL, invOff + k * 4 * VL, next);
+                continue;
+            }
             for (int i = 0; i < n; i++) {
                 int inv = invOff + (k * n + i) * VL;
                 if (k % 2 == 0) {
@@ -353,6 +357,10 @@ final class FastMhc {
         }
         for (int k = S - 1; k >= 0; k--) {
             int src = sOff + k * nn * VL;
+            if (n == 4) {
+                backStep4(work, src, gOff, k % 2 == 0 ? VL : 4 * VL, k % 2 == 0 ? 4 * VL : VL, invOff + k * 4 * VL);
+                continue;
+            }
             for (int i = 0; i < n; i++) {
                 int inv = invOff + (k * n + i) * VL;
                 if (k % 2 == 0) {
@@ -395,6 +403,83 @@ final class FastMhc {
             // the rms' part of dx[j]: drms x[j] / (K r)
             gr[grOff + l] = dr / (K * rms[r]);
         }
+    }
+
+    /**
+     * {@link #recordStep} for the four rows or columns of a step at n = 4 at once: entry q of
+     * row or column i at {@code w[src + i*fs + q*st]}. One method (not four calls) so that the
+     * four sums, divisions and products are independent instructions in flight together; the
+     * same operations in the same order per row or column (the same bits).
+     */
+    private static void recordStep4(float[] w, int src, int fs, int st, int inv, boolean write) {
+        FloatVector z = FloatVector.zero(SP), one = FloatVector.broadcast(SP, 1f);
+        FloatVector e00 = FloatVector.fromArray(SP, w, src + 0 * fs + 0 * st), e01 = FloatVector.fromArray(SP, w, src + 0 * fs + 1 * st), e02 = FloatVector.fromArray(SP, w, src + 0 * fs + 2 * st), e03 = FloatVector.fromArray(SP, w, src + 0 * fs + 3 * st);
+        FloatVector e10 = FloatVector.fromArray(SP, w, src + 1 * fs + 0 * st), e11 = FloatVector.fromArray(SP, w, src + 1 * fs + 1 * st), e12 = FloatVector.fromArray(SP, w, src + 1 * fs + 2 * st), e13 = FloatVector.fromArray(SP, w, src + 1 * fs + 3 * st);
+        FloatVector e20 = FloatVector.fromArray(SP, w, src + 2 * fs + 0 * st), e21 = FloatVector.fromArray(SP, w, src + 2 * fs + 1 * st), e22 = FloatVector.fromArray(SP, w, src + 2 * fs + 2 * st), e23 = FloatVector.fromArray(SP, w, src + 2 * fs + 3 * st);
+        FloatVector e30 = FloatVector.fromArray(SP, w, src + 3 * fs + 0 * st), e31 = FloatVector.fromArray(SP, w, src + 3 * fs + 1 * st), e32 = FloatVector.fromArray(SP, w, src + 3 * fs + 2 * st), e33 = FloatVector.fromArray(SP, w, src + 3 * fs + 3 * st);
+        FloatVector r0 = one.div(z.add(e00).add(e01).add(e02).add(e03));
+        FloatVector r1 = one.div(z.add(e10).add(e11).add(e12).add(e13));
+        FloatVector r2 = one.div(z.add(e20).add(e21).add(e22).add(e23));
+        FloatVector r3 = one.div(z.add(e30).add(e31).add(e32).add(e33));
+        r0.intoArray(w, inv + 0 * VL);
+        r1.intoArray(w, inv + 1 * VL);
+        r2.intoArray(w, inv + 2 * VL);
+        r3.intoArray(w, inv + 3 * VL);
+        if (write) {
+            int dst = src + 16 * VL;
+            e00.mul(r0).intoArray(w, dst + 0 * fs + 0 * st);
+            e01.mul(r0).intoArray(w, dst + 0 * fs + 1 * st);
+            e02.mul(r0).intoArray(w, dst + 0 * fs + 2 * st);
+            e03.mul(r0).intoArray(w, dst + 0 * fs + 3 * st);
+            e10.mul(r1).intoArray(w, dst + 1 * fs + 0 * st);
+            e11.mul(r1).intoArray(w, dst + 1 * fs + 1 * st);
+            e12.mul(r1).intoArray(w, dst + 1 * fs + 2 * st);
+            e13.mul(r1).intoArray(w, dst + 1 * fs + 3 * st);
+            e20.mul(r2).intoArray(w, dst + 2 * fs + 0 * st);
+            e21.mul(r2).intoArray(w, dst + 2 * fs + 1 * st);
+            e22.mul(r2).intoArray(w, dst + 2 * fs + 2 * st);
+            e23.mul(r2).intoArray(w, dst + 2 * fs + 3 * st);
+            e30.mul(r3).intoArray(w, dst + 3 * fs + 0 * st);
+            e31.mul(r3).intoArray(w, dst + 3 * fs + 1 * st);
+            e32.mul(r3).intoArray(w, dst + 3 * fs + 2 * st);
+            e33.mul(r3).intoArray(w, dst + 3 * fs + 3 * st);
+        }
+    }
+
+    /**
+     * {@link #backStep} for the four rows or columns of a step at n = 4 at once (layout as in
+     * {@link #recordStep4}); the same operations in the same order (the same bits).
+     */
+    private static void backStep4(float[] w, int src, int gOff, int fs, int st, int inv) {
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector r0 = FloatVector.fromArray(SP, w, inv + 0 * VL);
+        FloatVector g00 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 0 * st), g01 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 1 * st), g02 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 2 * st), g03 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 3 * st);
+        FloatVector d0 = g03.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 3 * st)).fma(r0, g02.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 2 * st)).fma(r0, g01.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 1 * st)).fma(r0, g00.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 0 * st)).fma(r0, z))));
+        FloatVector r1 = FloatVector.fromArray(SP, w, inv + 1 * VL);
+        FloatVector g10 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 0 * st), g11 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 1 * st), g12 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 2 * st), g13 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 3 * st);
+        FloatVector d1 = g13.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 3 * st)).fma(r1, g12.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 2 * st)).fma(r1, g11.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 1 * st)).fma(r1, g10.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 0 * st)).fma(r1, z))));
+        FloatVector r2 = FloatVector.fromArray(SP, w, inv + 2 * VL);
+        FloatVector g20 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 0 * st), g21 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 1 * st), g22 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 2 * st), g23 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 3 * st);
+        FloatVector d2 = g23.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 3 * st)).fma(r2, g22.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 2 * st)).fma(r2, g21.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 1 * st)).fma(r2, g20.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 0 * st)).fma(r2, z))));
+        FloatVector r3 = FloatVector.fromArray(SP, w, inv + 3 * VL);
+        FloatVector g30 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 0 * st), g31 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 1 * st), g32 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 2 * st), g33 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 3 * st);
+        FloatVector d3 = g33.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 3 * st)).fma(r3, g32.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 2 * st)).fma(r3, g31.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 1 * st)).fma(r3, g30.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 0 * st)).fma(r3, z))));
+        g00.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 0 * st);
+        g01.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 1 * st);
+        g02.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 2 * st);
+        g03.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 3 * st);
+        g10.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 0 * st);
+        g11.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 1 * st);
+        g12.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 2 * st);
+        g13.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 3 * st);
+        g20.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 0 * st);
+        g21.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 1 * st);
+        g22.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 2 * st);
+        g23.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 3 * st);
+        g30.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 0 * st);
+        g31.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 1 * st);
+        g32.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 2 * st);
+        g33.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 3 * st);
     }
 
     /**
