@@ -124,6 +124,11 @@ final class FastMhc {
             (m < n ? s : s.mul(2f)).intoArray(work, zOff + m * VL);
         }
         for (int it = 0; it < iters; it++) {
+            if (n == 4) {
+                recordStep4(work, sOff, VL, 4 * VL, -1, true);  // columns, in place
+                recordStep4(work, sOff, 4 * VL, VL, -1, true);  // rows, in place
+                continue;
+            }
             normalizeColumns(work, sOff, sOff, n);
             normalizeRows(work, sOff, sOff, n);
         }
@@ -409,7 +414,10 @@ final class FastMhc {
      * {@link #recordStep} for the four rows or columns of a step at n = 4 at once: entry q of
      * row or column i at {@code w[src + i*fs + q*st]}. One method (not four calls) so that the
      * four sums, divisions and products are independent instructions in flight together; the
-     * same operations in the same order per row or column (the same bits).
+     * same operations in the same order per row or column (the same bits). The normalized
+     * state goes 16*VL floats further, or, with {@code inv < 0} (the forward's
+     * {@link #normalizeColumns} and {@link #normalizeRows}), over the state itself and the
+     * reciprocal sums are not kept.
      */
     private static void recordStep4(float[] w, int src, int fs, int st, int inv, boolean write) {
         FloatVector z = FloatVector.zero(SP), one = FloatVector.broadcast(SP, 1f);
@@ -421,12 +429,14 @@ final class FastMhc {
         FloatVector r1 = one.div(z.add(e10).add(e11).add(e12).add(e13));
         FloatVector r2 = one.div(z.add(e20).add(e21).add(e22).add(e23));
         FloatVector r3 = one.div(z.add(e30).add(e31).add(e32).add(e33));
-        r0.intoArray(w, inv + 0 * VL);
-        r1.intoArray(w, inv + 1 * VL);
-        r2.intoArray(w, inv + 2 * VL);
-        r3.intoArray(w, inv + 3 * VL);
+        if (inv >= 0) {
+            r0.intoArray(w, inv + 0 * VL);
+            r1.intoArray(w, inv + 1 * VL);
+            r2.intoArray(w, inv + 2 * VL);
+            r3.intoArray(w, inv + 3 * VL);
+        }
         if (write) {
-            int dst = src + 16 * VL;
+            int dst = inv < 0 ? src : src + 16 * VL;
             e00.mul(r0).intoArray(w, dst + 0 * fs + 0 * st);
             e01.mul(r0).intoArray(w, dst + 0 * fs + 1 * st);
             e02.mul(r0).intoArray(w, dst + 0 * fs + 2 * st);
