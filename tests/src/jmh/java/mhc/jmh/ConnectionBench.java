@@ -18,10 +18,11 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The mHC connection at gpt-small's shape (N = 2048 tokens, or 256 as the training step calls
- * it per sequence; n = 4 streams, C = 256, 20 Sinkhorn-Knopp iterations), single-threaded: the connection before a sublayer, the mix after
- * it, the mix and the next connection in one call (one pass on the fast path), and the
- * connection's whole backward in one call. {@code plain} composes the reference kernels, {@code fused} is the
- * scalar fused kernels, {@code fast} the Vector API path.
+ * it per sequence; n = 4 streams, C = 256, 20 Sinkhorn-Knopp iterations), single-threaded: the
+ * connection before a sublayer, the mix after it, the mix and the next connection in one call
+ * (one pass on the fast path), and the connection's whole backward in one call (with two
+ * arrays; the model's call is in place where the backend allows). {@code plain} composes the
+ * reference kernels, {@code fused} is the scalar fused kernels, {@code fast} the Vector API path.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

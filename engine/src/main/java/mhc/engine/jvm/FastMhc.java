@@ -421,10 +421,16 @@ final class FastMhc {
      */
     private static void recordStep4(float[] w, int src, int fs, int st, int inv, boolean write) {
         FloatVector z = FloatVector.zero(SP), one = FloatVector.broadcast(SP, 1f);
-        FloatVector e00 = FloatVector.fromArray(SP, w, src + 0 * fs + 0 * st), e01 = FloatVector.fromArray(SP, w, src + 0 * fs + 1 * st), e02 = FloatVector.fromArray(SP, w, src + 0 * fs + 2 * st), e03 = FloatVector.fromArray(SP, w, src + 0 * fs + 3 * st);
-        FloatVector e10 = FloatVector.fromArray(SP, w, src + 1 * fs + 0 * st), e11 = FloatVector.fromArray(SP, w, src + 1 * fs + 1 * st), e12 = FloatVector.fromArray(SP, w, src + 1 * fs + 2 * st), e13 = FloatVector.fromArray(SP, w, src + 1 * fs + 3 * st);
-        FloatVector e20 = FloatVector.fromArray(SP, w, src + 2 * fs + 0 * st), e21 = FloatVector.fromArray(SP, w, src + 2 * fs + 1 * st), e22 = FloatVector.fromArray(SP, w, src + 2 * fs + 2 * st), e23 = FloatVector.fromArray(SP, w, src + 2 * fs + 3 * st);
-        FloatVector e30 = FloatVector.fromArray(SP, w, src + 3 * fs + 0 * st), e31 = FloatVector.fromArray(SP, w, src + 3 * fs + 1 * st), e32 = FloatVector.fromArray(SP, w, src + 3 * fs + 2 * st), e33 = FloatVector.fromArray(SP, w, src + 3 * fs + 3 * st);
+        int a0 = src, a1 = src + fs, a2 = src + 2 * fs, a3 = src + 3 * fs; // row or column i at ai
+        int q1 = st, q2 = 2 * st, q3 = 3 * st;
+        FloatVector e00 = FloatVector.fromArray(SP, w, a0), e01 = FloatVector.fromArray(SP, w, a0 + q1),
+                e02 = FloatVector.fromArray(SP, w, a0 + q2), e03 = FloatVector.fromArray(SP, w, a0 + q3);
+        FloatVector e10 = FloatVector.fromArray(SP, w, a1), e11 = FloatVector.fromArray(SP, w, a1 + q1),
+                e12 = FloatVector.fromArray(SP, w, a1 + q2), e13 = FloatVector.fromArray(SP, w, a1 + q3);
+        FloatVector e20 = FloatVector.fromArray(SP, w, a2), e21 = FloatVector.fromArray(SP, w, a2 + q1),
+                e22 = FloatVector.fromArray(SP, w, a2 + q2), e23 = FloatVector.fromArray(SP, w, a2 + q3);
+        FloatVector e30 = FloatVector.fromArray(SP, w, a3), e31 = FloatVector.fromArray(SP, w, a3 + q1),
+                e32 = FloatVector.fromArray(SP, w, a3 + q2), e33 = FloatVector.fromArray(SP, w, a3 + q3);
         FloatVector r0 = one.div(z.add(e00).add(e01).add(e02).add(e03));
         FloatVector r1 = one.div(z.add(e10).add(e11).add(e12).add(e13));
         FloatVector r2 = one.div(z.add(e20).add(e21).add(e22).add(e23));
@@ -436,23 +442,23 @@ final class FastMhc {
             r3.intoArray(w, inv + 3 * VL);
         }
         if (write) {
-            int dst = inv < 0 ? src : src + 16 * VL;
-            e00.mul(r0).intoArray(w, dst + 0 * fs + 0 * st);
-            e01.mul(r0).intoArray(w, dst + 0 * fs + 1 * st);
-            e02.mul(r0).intoArray(w, dst + 0 * fs + 2 * st);
-            e03.mul(r0).intoArray(w, dst + 0 * fs + 3 * st);
-            e10.mul(r1).intoArray(w, dst + 1 * fs + 0 * st);
-            e11.mul(r1).intoArray(w, dst + 1 * fs + 1 * st);
-            e12.mul(r1).intoArray(w, dst + 1 * fs + 2 * st);
-            e13.mul(r1).intoArray(w, dst + 1 * fs + 3 * st);
-            e20.mul(r2).intoArray(w, dst + 2 * fs + 0 * st);
-            e21.mul(r2).intoArray(w, dst + 2 * fs + 1 * st);
-            e22.mul(r2).intoArray(w, dst + 2 * fs + 2 * st);
-            e23.mul(r2).intoArray(w, dst + 2 * fs + 3 * st);
-            e30.mul(r3).intoArray(w, dst + 3 * fs + 0 * st);
-            e31.mul(r3).intoArray(w, dst + 3 * fs + 1 * st);
-            e32.mul(r3).intoArray(w, dst + 3 * fs + 2 * st);
-            e33.mul(r3).intoArray(w, dst + 3 * fs + 3 * st);
+            int d = inv < 0 ? 0 : 16 * VL; // from the state to the output state
+            e00.mul(r0).intoArray(w, a0 + d);
+            e01.mul(r0).intoArray(w, a0 + d + q1);
+            e02.mul(r0).intoArray(w, a0 + d + q2);
+            e03.mul(r0).intoArray(w, a0 + d + q3);
+            e10.mul(r1).intoArray(w, a1 + d);
+            e11.mul(r1).intoArray(w, a1 + d + q1);
+            e12.mul(r1).intoArray(w, a1 + d + q2);
+            e13.mul(r1).intoArray(w, a1 + d + q3);
+            e20.mul(r2).intoArray(w, a2 + d);
+            e21.mul(r2).intoArray(w, a2 + d + q1);
+            e22.mul(r2).intoArray(w, a2 + d + q2);
+            e23.mul(r2).intoArray(w, a2 + d + q3);
+            e30.mul(r3).intoArray(w, a3 + d);
+            e31.mul(r3).intoArray(w, a3 + d + q1);
+            e32.mul(r3).intoArray(w, a3 + d + q2);
+            e33.mul(r3).intoArray(w, a3 + d + q3);
         }
     }
 
@@ -462,34 +468,55 @@ final class FastMhc {
      */
     private static void backStep4(float[] w, int src, int gOff, int fs, int st, int inv) {
         FloatVector z = FloatVector.zero(SP);
+        int q1 = st, q2 = 2 * st, q3 = 3 * st;
+        int g0 = gOff + 0 * fs, s0 = src + 0 * fs;
         FloatVector r0 = FloatVector.fromArray(SP, w, inv + 0 * VL);
-        FloatVector g00 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 0 * st), g01 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 1 * st), g02 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 2 * st), g03 = FloatVector.fromArray(SP, w, gOff + 0 * fs + 3 * st);
-        FloatVector d0 = g03.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 3 * st)).fma(r0, g02.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 2 * st)).fma(r0, g01.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 1 * st)).fma(r0, g00.mul(FloatVector.fromArray(SP, w, src + 0 * fs + 0 * st)).fma(r0, z))));
+        FloatVector g00 = FloatVector.fromArray(SP, w, g0), g01 = FloatVector.fromArray(SP, w, g0 + q1),
+                g02 = FloatVector.fromArray(SP, w, g0 + q2), g03 = FloatVector.fromArray(SP, w, g0 + q3);
+        FloatVector d0 = g00.mul(FloatVector.fromArray(SP, w, s0)).fma(r0, z);
+        d0 = g01.mul(FloatVector.fromArray(SP, w, s0 + q1)).fma(r0, d0);
+        d0 = g02.mul(FloatVector.fromArray(SP, w, s0 + q2)).fma(r0, d0);
+        d0 = g03.mul(FloatVector.fromArray(SP, w, s0 + q3)).fma(r0, d0);
+        int g1 = gOff + 1 * fs, s1 = src + 1 * fs;
         FloatVector r1 = FloatVector.fromArray(SP, w, inv + 1 * VL);
-        FloatVector g10 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 0 * st), g11 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 1 * st), g12 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 2 * st), g13 = FloatVector.fromArray(SP, w, gOff + 1 * fs + 3 * st);
-        FloatVector d1 = g13.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 3 * st)).fma(r1, g12.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 2 * st)).fma(r1, g11.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 1 * st)).fma(r1, g10.mul(FloatVector.fromArray(SP, w, src + 1 * fs + 0 * st)).fma(r1, z))));
+        FloatVector g10 = FloatVector.fromArray(SP, w, g1), g11 = FloatVector.fromArray(SP, w, g1 + q1),
+                g12 = FloatVector.fromArray(SP, w, g1 + q2), g13 = FloatVector.fromArray(SP, w, g1 + q3);
+        FloatVector d1 = g10.mul(FloatVector.fromArray(SP, w, s1)).fma(r1, z);
+        d1 = g11.mul(FloatVector.fromArray(SP, w, s1 + q1)).fma(r1, d1);
+        d1 = g12.mul(FloatVector.fromArray(SP, w, s1 + q2)).fma(r1, d1);
+        d1 = g13.mul(FloatVector.fromArray(SP, w, s1 + q3)).fma(r1, d1);
+        int g2 = gOff + 2 * fs, s2 = src + 2 * fs;
         FloatVector r2 = FloatVector.fromArray(SP, w, inv + 2 * VL);
-        FloatVector g20 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 0 * st), g21 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 1 * st), g22 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 2 * st), g23 = FloatVector.fromArray(SP, w, gOff + 2 * fs + 3 * st);
-        FloatVector d2 = g23.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 3 * st)).fma(r2, g22.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 2 * st)).fma(r2, g21.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 1 * st)).fma(r2, g20.mul(FloatVector.fromArray(SP, w, src + 2 * fs + 0 * st)).fma(r2, z))));
+        FloatVector g20 = FloatVector.fromArray(SP, w, g2), g21 = FloatVector.fromArray(SP, w, g2 + q1),
+                g22 = FloatVector.fromArray(SP, w, g2 + q2), g23 = FloatVector.fromArray(SP, w, g2 + q3);
+        FloatVector d2 = g20.mul(FloatVector.fromArray(SP, w, s2)).fma(r2, z);
+        d2 = g21.mul(FloatVector.fromArray(SP, w, s2 + q1)).fma(r2, d2);
+        d2 = g22.mul(FloatVector.fromArray(SP, w, s2 + q2)).fma(r2, d2);
+        d2 = g23.mul(FloatVector.fromArray(SP, w, s2 + q3)).fma(r2, d2);
+        int g3 = gOff + 3 * fs, s3 = src + 3 * fs;
         FloatVector r3 = FloatVector.fromArray(SP, w, inv + 3 * VL);
-        FloatVector g30 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 0 * st), g31 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 1 * st), g32 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 2 * st), g33 = FloatVector.fromArray(SP, w, gOff + 3 * fs + 3 * st);
-        FloatVector d3 = g33.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 3 * st)).fma(r3, g32.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 2 * st)).fma(r3, g31.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 1 * st)).fma(r3, g30.mul(FloatVector.fromArray(SP, w, src + 3 * fs + 0 * st)).fma(r3, z))));
-        g00.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 0 * st);
-        g01.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 1 * st);
-        g02.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 2 * st);
-        g03.sub(d0).mul(r0).intoArray(w, gOff + 0 * fs + 3 * st);
-        g10.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 0 * st);
-        g11.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 1 * st);
-        g12.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 2 * st);
-        g13.sub(d1).mul(r1).intoArray(w, gOff + 1 * fs + 3 * st);
-        g20.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 0 * st);
-        g21.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 1 * st);
-        g22.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 2 * st);
-        g23.sub(d2).mul(r2).intoArray(w, gOff + 2 * fs + 3 * st);
-        g30.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 0 * st);
-        g31.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 1 * st);
-        g32.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 2 * st);
-        g33.sub(d3).mul(r3).intoArray(w, gOff + 3 * fs + 3 * st);
+        FloatVector g30 = FloatVector.fromArray(SP, w, g3), g31 = FloatVector.fromArray(SP, w, g3 + q1),
+                g32 = FloatVector.fromArray(SP, w, g3 + q2), g33 = FloatVector.fromArray(SP, w, g3 + q3);
+        FloatVector d3 = g30.mul(FloatVector.fromArray(SP, w, s3)).fma(r3, z);
+        d3 = g31.mul(FloatVector.fromArray(SP, w, s3 + q1)).fma(r3, d3);
+        d3 = g32.mul(FloatVector.fromArray(SP, w, s3 + q2)).fma(r3, d3);
+        d3 = g33.mul(FloatVector.fromArray(SP, w, s3 + q3)).fma(r3, d3);
+        g00.sub(d0).mul(r0).intoArray(w, g0);
+        g01.sub(d0).mul(r0).intoArray(w, g0 + q1);
+        g02.sub(d0).mul(r0).intoArray(w, g0 + q2);
+        g03.sub(d0).mul(r0).intoArray(w, g0 + q3);
+        g10.sub(d1).mul(r1).intoArray(w, g1);
+        g11.sub(d1).mul(r1).intoArray(w, g1 + q1);
+        g12.sub(d1).mul(r1).intoArray(w, g1 + q2);
+        g13.sub(d1).mul(r1).intoArray(w, g1 + q3);
+        g20.sub(d2).mul(r2).intoArray(w, g2);
+        g21.sub(d2).mul(r2).intoArray(w, g2 + q1);
+        g22.sub(d2).mul(r2).intoArray(w, g2 + q2);
+        g23.sub(d2).mul(r2).intoArray(w, g2 + q3);
+        g30.sub(d3).mul(r3).intoArray(w, g3);
+        g31.sub(d3).mul(r3).intoArray(w, g3 + q1);
+        g32.sub(d3).mul(r3).intoArray(w, g3 + q2);
+        g33.sub(d3).mul(r3).intoArray(w, g3 + q3);
     }
 
     /**
