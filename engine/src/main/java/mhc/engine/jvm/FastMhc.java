@@ -411,112 +411,27 @@ final class FastMhc {
     }
 
     /**
-     * {@link #recordStep} for the four rows or columns of a step at n = 4 at once: entry q of
-     * row or column i at {@code w[src + i*fs + q*st]}. One method (not four calls) so that the
-     * four sums, divisions and products are independent instructions in flight together; the
-     * same operations in the same order per row or column (the same bits). The normalized
-     * state goes 16*VL floats further, or, with {@code inv < 0} (the forward's
-     * {@link #normalizeColumns} and {@link #normalizeRows}), over the state itself and the
-     * reciprocal sums are not kept.
+     * One step of Sinkhorn-Knopp at n = 4 on a group, all four rows or columns (row or column i
+     * starts at {@code w[src + i*fs]}, its entries {@code st} apart): {@link #recordStep}, or,
+     * with {@code inv < 0}, {@link #normalize} in place (the forward), each called with n = 4
+     * as a constant so that C2 unrolls their loops over n once inlined. With n a variable the
+     * steps took a third more time; the same operations, the same bits.
      */
     private static void recordStep4(float[] w, int src, int fs, int st, int inv, boolean write) {
-        FloatVector z = FloatVector.zero(SP), one = FloatVector.broadcast(SP, 1f);
-        int a0 = src, a1 = src + fs, a2 = src + 2 * fs, a3 = src + 3 * fs; // row or column i at ai
-        int q1 = st, q2 = 2 * st, q3 = 3 * st;
-        FloatVector e00 = FloatVector.fromArray(SP, w, a0), e01 = FloatVector.fromArray(SP, w, a0 + q1),
-                e02 = FloatVector.fromArray(SP, w, a0 + q2), e03 = FloatVector.fromArray(SP, w, a0 + q3);
-        FloatVector e10 = FloatVector.fromArray(SP, w, a1), e11 = FloatVector.fromArray(SP, w, a1 + q1),
-                e12 = FloatVector.fromArray(SP, w, a1 + q2), e13 = FloatVector.fromArray(SP, w, a1 + q3);
-        FloatVector e20 = FloatVector.fromArray(SP, w, a2), e21 = FloatVector.fromArray(SP, w, a2 + q1),
-                e22 = FloatVector.fromArray(SP, w, a2 + q2), e23 = FloatVector.fromArray(SP, w, a2 + q3);
-        FloatVector e30 = FloatVector.fromArray(SP, w, a3), e31 = FloatVector.fromArray(SP, w, a3 + q1),
-                e32 = FloatVector.fromArray(SP, w, a3 + q2), e33 = FloatVector.fromArray(SP, w, a3 + q3);
-        FloatVector r0 = one.div(z.add(e00).add(e01).add(e02).add(e03));
-        FloatVector r1 = one.div(z.add(e10).add(e11).add(e12).add(e13));
-        FloatVector r2 = one.div(z.add(e20).add(e21).add(e22).add(e23));
-        FloatVector r3 = one.div(z.add(e30).add(e31).add(e32).add(e33));
-        if (inv >= 0) {
-            r0.intoArray(w, inv + 0 * VL);
-            r1.intoArray(w, inv + 1 * VL);
-            r2.intoArray(w, inv + 2 * VL);
-            r3.intoArray(w, inv + 3 * VL);
-        }
-        if (write) {
-            int d = inv < 0 ? 0 : 16 * VL; // from the state to the output state
-            e00.mul(r0).intoArray(w, a0 + d);
-            e01.mul(r0).intoArray(w, a0 + d + q1);
-            e02.mul(r0).intoArray(w, a0 + d + q2);
-            e03.mul(r0).intoArray(w, a0 + d + q3);
-            e10.mul(r1).intoArray(w, a1 + d);
-            e11.mul(r1).intoArray(w, a1 + d + q1);
-            e12.mul(r1).intoArray(w, a1 + d + q2);
-            e13.mul(r1).intoArray(w, a1 + d + q3);
-            e20.mul(r2).intoArray(w, a2 + d);
-            e21.mul(r2).intoArray(w, a2 + d + q1);
-            e22.mul(r2).intoArray(w, a2 + d + q2);
-            e23.mul(r2).intoArray(w, a2 + d + q3);
-            e30.mul(r3).intoArray(w, a3 + d);
-            e31.mul(r3).intoArray(w, a3 + d + q1);
-            e32.mul(r3).intoArray(w, a3 + d + q2);
-            e33.mul(r3).intoArray(w, a3 + d + q3);
+        for (int i = 0; i < 4; i++) {
+            if (inv < 0) {
+                normalize(w, src, src, 4, i * fs, st);
+            } else {
+                recordStep(w, src, 4, i * fs, st, inv + i * VL, write);
+            }
         }
     }
 
-    /**
-     * {@link #backStep} for the four rows or columns of a step at n = 4 at once (layout as in
-     * {@link #recordStep4}); the same operations in the same order (the same bits).
-     */
+    /** {@link #backStep} for the four rows or columns of a step at n = 4, as {@link #recordStep4}. */
     private static void backStep4(float[] w, int src, int gOff, int fs, int st, int inv) {
-        FloatVector z = FloatVector.zero(SP);
-        int q1 = st, q2 = 2 * st, q3 = 3 * st;
-        int g0 = gOff + 0 * fs, s0 = src + 0 * fs;
-        FloatVector r0 = FloatVector.fromArray(SP, w, inv + 0 * VL);
-        FloatVector g00 = FloatVector.fromArray(SP, w, g0), g01 = FloatVector.fromArray(SP, w, g0 + q1),
-                g02 = FloatVector.fromArray(SP, w, g0 + q2), g03 = FloatVector.fromArray(SP, w, g0 + q3);
-        FloatVector d0 = g00.mul(FloatVector.fromArray(SP, w, s0)).fma(r0, z);
-        d0 = g01.mul(FloatVector.fromArray(SP, w, s0 + q1)).fma(r0, d0);
-        d0 = g02.mul(FloatVector.fromArray(SP, w, s0 + q2)).fma(r0, d0);
-        d0 = g03.mul(FloatVector.fromArray(SP, w, s0 + q3)).fma(r0, d0);
-        int g1 = gOff + 1 * fs, s1 = src + 1 * fs;
-        FloatVector r1 = FloatVector.fromArray(SP, w, inv + 1 * VL);
-        FloatVector g10 = FloatVector.fromArray(SP, w, g1), g11 = FloatVector.fromArray(SP, w, g1 + q1),
-                g12 = FloatVector.fromArray(SP, w, g1 + q2), g13 = FloatVector.fromArray(SP, w, g1 + q3);
-        FloatVector d1 = g10.mul(FloatVector.fromArray(SP, w, s1)).fma(r1, z);
-        d1 = g11.mul(FloatVector.fromArray(SP, w, s1 + q1)).fma(r1, d1);
-        d1 = g12.mul(FloatVector.fromArray(SP, w, s1 + q2)).fma(r1, d1);
-        d1 = g13.mul(FloatVector.fromArray(SP, w, s1 + q3)).fma(r1, d1);
-        int g2 = gOff + 2 * fs, s2 = src + 2 * fs;
-        FloatVector r2 = FloatVector.fromArray(SP, w, inv + 2 * VL);
-        FloatVector g20 = FloatVector.fromArray(SP, w, g2), g21 = FloatVector.fromArray(SP, w, g2 + q1),
-                g22 = FloatVector.fromArray(SP, w, g2 + q2), g23 = FloatVector.fromArray(SP, w, g2 + q3);
-        FloatVector d2 = g20.mul(FloatVector.fromArray(SP, w, s2)).fma(r2, z);
-        d2 = g21.mul(FloatVector.fromArray(SP, w, s2 + q1)).fma(r2, d2);
-        d2 = g22.mul(FloatVector.fromArray(SP, w, s2 + q2)).fma(r2, d2);
-        d2 = g23.mul(FloatVector.fromArray(SP, w, s2 + q3)).fma(r2, d2);
-        int g3 = gOff + 3 * fs, s3 = src + 3 * fs;
-        FloatVector r3 = FloatVector.fromArray(SP, w, inv + 3 * VL);
-        FloatVector g30 = FloatVector.fromArray(SP, w, g3), g31 = FloatVector.fromArray(SP, w, g3 + q1),
-                g32 = FloatVector.fromArray(SP, w, g3 + q2), g33 = FloatVector.fromArray(SP, w, g3 + q3);
-        FloatVector d3 = g30.mul(FloatVector.fromArray(SP, w, s3)).fma(r3, z);
-        d3 = g31.mul(FloatVector.fromArray(SP, w, s3 + q1)).fma(r3, d3);
-        d3 = g32.mul(FloatVector.fromArray(SP, w, s3 + q2)).fma(r3, d3);
-        d3 = g33.mul(FloatVector.fromArray(SP, w, s3 + q3)).fma(r3, d3);
-        g00.sub(d0).mul(r0).intoArray(w, g0);
-        g01.sub(d0).mul(r0).intoArray(w, g0 + q1);
-        g02.sub(d0).mul(r0).intoArray(w, g0 + q2);
-        g03.sub(d0).mul(r0).intoArray(w, g0 + q3);
-        g10.sub(d1).mul(r1).intoArray(w, g1);
-        g11.sub(d1).mul(r1).intoArray(w, g1 + q1);
-        g12.sub(d1).mul(r1).intoArray(w, g1 + q2);
-        g13.sub(d1).mul(r1).intoArray(w, g1 + q3);
-        g20.sub(d2).mul(r2).intoArray(w, g2);
-        g21.sub(d2).mul(r2).intoArray(w, g2 + q1);
-        g22.sub(d2).mul(r2).intoArray(w, g2 + q2);
-        g23.sub(d2).mul(r2).intoArray(w, g2 + q3);
-        g30.sub(d3).mul(r3).intoArray(w, g3);
-        g31.sub(d3).mul(r3).intoArray(w, g3 + q1);
-        g32.sub(d3).mul(r3).intoArray(w, g3 + q2);
-        g33.sub(d3).mul(r3).intoArray(w, g3 + q3);
+        for (int i = 0; i < 4; i++) {
+            backStep(w, src, gOff, 4, i * fs, st, inv + i * VL);
+        }
     }
 
     /**
