@@ -13,10 +13,10 @@ import java.util.Random;
 import java.util.stream.Stream;
 
 import static mhc.tests.FusedKernelTest.nanF;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static mhc.tests.FusedKernelTest.same;
 import static mhc.tests.KernelHarness.gaussF;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The fast path's mHC connection and mixes ({@link FastOps}: {@code FastMhc} plus the GEMM),
@@ -143,7 +143,8 @@ class FastMhcTest {
             }
             // in place, as the model calls it where the backend allows (dx is dxout): the fast
             // path's bits of the call with two arrays
-            assertTrue(paths[1].mhcBackwardInPlace() == FastGemm.ROW_GROUPS && !paths[0].mhcBackwardInPlace());
+            assertTrue(paths[1].mhcBackwardInPlace() == FastGemm.ROW_GROUPS && !paths[0].mhcBackwardInPlace(),
+                    "in place on the fast path with row groups only, never in the plain composition");
             if (paths[1].mhcBackwardInPlace()) {
                 float[] dx = dxout.clone(), dyPrev = first ? null : nanF(N * C);
                 float[] dphi = t.dphi0.clone(), dalpha = t.dalpha0.clone(), dbias = t.dbias0.clone();
