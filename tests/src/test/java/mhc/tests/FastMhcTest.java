@@ -1,6 +1,5 @@
 package mhc.tests;
 
-import mhc.engine.jvm.FastGemm;
 import mhc.engine.jvm.FastOps;
 import mhc.engine.model.Ops;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -143,17 +142,15 @@ class FastMhcTest {
             }
             // in place, as the model calls it where the backend allows (dx is dxout): the fast
             // path's bits of the call with two arrays
-            assertTrue(paths[1].mhcBackwardInPlace() == FastGemm.ROW_GROUPS && !paths[0].mhcBackwardInPlace(),
-                    "in place on the fast path with row groups only, never in the plain composition");
-            if (paths[1].mhcBackwardInPlace()) {
-                float[] dx = dxout.clone(), dyPrev = first ? null : nanF(N * C);
-                float[] dphi = t.dphi0.clone(), dalpha = t.dalpha0.clone(), dbias = t.dbias0.clone();
-                paths[1].mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dx, t.du, outs[0], y, c[1], c[2], c[3], c[4],
-                        c[5], c[6], t.phi, t.alpha, first ? null : hpostPrev, N, n, C, iters);
-                float[][] inPlace = {dx, dphi, dalpha, dbias, first ? new float[0] : dyPrev};
-                for (int i = 0; i < gnames.length; i++) {
-                    assertArrayEquals(got[1][i], inPlace[i], "mhcBackward in place " + gnames[i] + tag);
-                }
+            assertTrue(paths[1].mhcBackwardInPlace() && !paths[0].mhcBackwardInPlace(),
+                    "in place on the fast path, never in the plain composition");
+            float[] dx = dxout.clone(), dyPrev = first ? null : nanF(N * C);
+            float[] dphi = t.dphi0.clone(), dalpha = t.dalpha0.clone(), dbias = t.dbias0.clone();
+            paths[1].mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dx, t.du, outs[0], y, c[1], c[2], c[3], c[4],
+                    c[5], c[6], t.phi, t.alpha, first ? null : hpostPrev, N, n, C, iters);
+            float[][] inPlace = {dx, dphi, dalpha, dbias, first ? new float[0] : dyPrev};
+            for (int i = 0; i < gnames.length; i++) {
+                assertArrayEquals(got[1][i], inPlace[i], "mhcBackward in place " + gnames[i] + tag);
             }
         }
     }

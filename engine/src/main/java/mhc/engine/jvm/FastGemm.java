@@ -33,8 +33,15 @@ import jdk.incubator.vector.VectorSpecies;
 public final class FastGemm {
     static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
     static final int VL = SP.length();
-    /** Rows of the micro-tile: 12 where there are 32 vector registers (AVX-512), else 6 (AVX2's 16 registers). */
-    static final int MR = VL >= 16 ? 12 : 6;
+    /**
+     * Rows of the micro-tile: 12 where there are 32 vector registers (AVX-512: 24 accumulators),
+     * else 4 (AVX2's 16 registers: 8 accumulators). Measured on AVX2 (Zen 3, Temurin 25), the
+     * micro-kernel alone on data in L1: 4 x 16 and 3 x 24 reach 90-97 GFLOP/s of the core's
+     * ~100, while every shape with 10 or more accumulators (6 x 16, 5 x 16, 4 x 24) stays at
+     * 35-44 with C2 (about 15 cycles per k: accumulators spilled and reloaded), so the textbook
+     * 6 x 16 AVX2 tile is the slow one here.
+     */
+    static final int MR = VL >= 16 ? 12 : 4;
     /** Columns of the micro-tile: two vectors. */
     static final int NR = 2 * VL;
     /** Depth of a K block: the B panel KC x NR (32 KiB with AVX-512) must stay in L1; measured best of 192/256/384/512. */
@@ -44,7 +51,7 @@ public final class FastGemm {
      * 288 rows take a whole sequence (T = 256 rows, the model's calls) in one tile, so B is
      * packed once per call.
      */
-    static final int MC = 24 * MR;
+    static final int MC = 288;
     /** Columns of a macro tile (multiple of NR): the packed B block KC x NC (1 MiB) lives in L2/L3. */
     static final int NC = 32 * NR;
 
@@ -123,15 +130,24 @@ public final class FastGemm {
     }
 
     /**
-     * {@code C (+)= A · B} for a group of {@code rows <= MR} rows: A (rows x kc) row-major in
+     * {@code C (+)= A · B} for a group of {@code rows <= GROUP} rows: A (rows x kc) row-major in
      * place at {@code a[ao + i*lda + k]}, B packed by {@link #packPanels} with depth kc, C
      * (rows x cols) at {@code c[co + i*ldc + j]}. For the fused kernels, which work on a group of
      * tokens while it is in cache; each element is the same FMA chain over k as in
      * {@link #gemm}, so results are the same bits. {@code aPad} (MR*kc) and {@code tile}
-     * (MR*NR) are scratch. Needs {@code MR == 12} ({@link #ROW_GROUPS}).
+     * (MR*NR) are scratch. The rows run MR at a time.
      */
     public static void rowsTimesPanels(int rows, int kc, float[] a, int ao, int lda, float[] bp, int cols,
                                        float[] c, int co, int ldc, boolean load, float[] aPad, float[] tile) {
+        for (int i0 = 0; i0 < rows; i0 += MR) {
+            rowBlockTimesPanels(Math.min(MR, rows - i0), kc, a, ao + i0 * lda, lda, bp, cols, c, co + i0 * ldc, ldc,
+                    load, aPad, tile);
+        }
+    }
+
+    /** {@link #rowsTimesPanels} for {@code rows <= MR}: one micro-kernel row block. */
+    private static void rowBlockTimesPanels(int rows, int kc, float[] a, int ao, int lda, float[] bp, int cols,
+                                            float[] c, int co, int ldc, boolean load, float[] aPad, float[] tile) {
         if (rows < MR) {
             java.util.Arrays.fill(aPad, 0, MR * kc, 0f);
             for (int i = 0; i < rows; i++) {
@@ -144,7 +160,7 @@ public final class FastGemm {
         for (int jr = 0; jr < cols; jr += NR) {
             int w = Math.min(NR, cols - jr);
             if (rows == MR && w == NR) {
-                kernel12Rows(kc, a, ao, lda, bp, jr * kc, c, co + jr, ldc, load);
+                kernelRows(kc, a, ao, lda, bp, jr * kc, c, co + jr, ldc, load);
                 continue;
             }
             if (load) {
@@ -153,7 +169,7 @@ public final class FastGemm {
                     System.arraycopy(c, co + i * ldc + jr, tile, i * NR, w);
                 }
             }
-            kernel12Rows(kc, a, ao, lda, bp, jr * kc, tile, 0, NR, load);
+            kernelRows(kc, a, ao, lda, bp, jr * kc, tile, 0, NR, load);
             for (int i = 0; i < rows; i++) {
                 System.arraycopy(tile, i * NR, c, co + i * ldc + jr, w);
             }
@@ -165,15 +181,14 @@ public final class FastGemm {
      * {@code b[bo + k*ldb + j]}, C (m x cols) at {@code c[co + i*ldc + j]}, with m a multiple of MR
      * (the caller pads A with zero columns): a product over a few rows (a group of tokens) read
      * in place, each element an FMA chain over k in order. mHC's projection gradient
-     * {@code dphi^T += dh^T · x} per group of tokens while their rows are in cache. Needs
-     * MR == 12 ({@link #ROW_GROUPS}).
+     * {@code dphi^T += dh^T · x} per group of tokens while their rows are in cache.
      */
     public static void addTransposedProduct(int rows, int m, int cols, float[] a, int ao, int lda,
                                             float[] b, int bo, int ldb, float[] c, int co, int ldc) {
         int full = cols / NR * NR;
         for (int i0 = 0; i0 < m; i0 += MR) {
             for (int j0 = 0; j0 < full; j0 += NR) {
-                kernel12(rows, a, ao + i0, lda, b, bo + j0, ldb, c, co + i0 * ldc + j0, ldc, true);
+                kernelSteps(rows, a, ao + i0, lda, b, bo + j0, ldb, c, co + i0 * ldc + j0, ldc, true);
             }
             for (int i = i0; i < i0 + MR; i++) {
                 for (int j = full; j < cols; j++) {
@@ -187,11 +202,12 @@ public final class FastGemm {
         }
     }
 
-    /** Whether {@link #rowsTimesPanels} is available: its kernel needs 32 vector registers (MR = 12). */
-    public static final boolean ROW_GROUPS = MR == 12;
-
-    /** Rows of a group for {@link #rowsTimesPanels}. */
-    public static final int GROUP = MR;
+    /**
+     * Rows of a group for {@link #rowsTimesPanels}, as the fused kernels call it: a multiple of
+     * MR and at most one vector of lanes (FastMhc runs a group's coefficients as one vector of
+     * tokens): 12 with 16 lanes, 8 with 8, 4 with 4.
+     */
+    public static final int GROUP = VL >= 16 ? 12 : VL >= 8 ? 8 : 4;
 
     // ------------------------------------------------------------------ the GEMM
 
@@ -256,7 +272,7 @@ public final class FastGemm {
         // One column panel (a skinny product such as mHC's projection to n*n+2n coefficients):
         // each element of A is used once, so packing it would cost as much as the products.
         // Full row panels then read A where it is; only the last partial panel is packed.
-        boolean direct = MR == 12 && nc <= NR && (ars == 1 || acs == 1);
+        boolean direct = nc <= NR && (ars == 1 || acs == 1);
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = Math.min(KC, K - p0);
             packB(bp, b, bOff + p0 * brs, brs, bcs, kc, nc);
@@ -296,13 +312,13 @@ public final class FastGemm {
         }
     }
 
-    /** A full row panel of unpacked A: {@link #kernel12} when A is stored transposed, else {@link #kernel12Rows}. */
+    /** A full row panel of unpacked A: {@link #kernelSteps} when A is stored transposed, else {@link #kernelRows}. */
     private static void directKernel(int kc, float[] a, int ao, int ars, int acs, float[] bp, float[] c, int co,
                                      int ldc, boolean load) {
         if (ars == 1) {
-            kernel12(kc, a, ao, acs, bp, 0, NR, c, co, ldc, load);
+            kernelSteps(kc, a, ao, acs, bp, 0, NR, c, co, ldc, load);
         } else {
-            kernel12Rows(kc, a, ao, ars, bp, 0, c, co, ldc, load);
+            kernelRows(kc, a, ao, ars, bp, 0, c, co, ldc, load);
         }
     }
 
@@ -428,12 +444,28 @@ public final class FastGemm {
         return idx;
     }
 
-    /** The micro-kernel for the machine's register count. */
+    /** The micro-kernel on packed panels. */
     private static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
+        kernelSteps(kc, ap, ao, MR, bp, bo, NR, c, co, ldc, load);
+    }
+
+    /** The MR x NR micro-kernel for the machine's register count, A's MR values per k contiguous ({@link #kernel12}). */
+    private static void kernelSteps(int kc, float[] ap, int ao, int step, float[] bp, int bo, int bstep, float[] c, int co,
+                                    int ldc, boolean load) {
         if (MR == 12) {
-            kernel12(kc, ap, ao, MR, bp, bo, NR, c, co, ldc, load);
+            kernel12(kc, ap, ao, step, bp, bo, bstep, c, co, ldc, load);
         } else {
-            kernel6(kc, ap, ao, bp, bo, c, co, ldc, load);
+            kernel4(kc, ap, ao, step, bp, bo, bstep, c, co, ldc, load);
+        }
+    }
+
+    /** The MR x NR micro-kernel reading A's MR rows in place ({@link #kernel12Rows}). */
+    private static void kernelRows(int kc, float[] a, int ao, int lda, float[] bp, int bo, float[] c, int co, int ldc,
+                                   boolean load) {
+        if (MR == 12) {
+            kernel12Rows(kc, a, ao, lda, bp, bo, c, co, ldc, load);
+        } else {
+            kernel4Rows(kc, a, ao, lda, bp, bo, c, co, ldc, load);
         }
     }
 
@@ -666,9 +698,10 @@ public final class FastGemm {
         cb1.intoArray(c, co + 11 * ldc + VL);
     }
 
-    /** C[6 x 2VL] (+)= Ap · Bp: 12 accumulators, for 16-register machines (AVX2, 8 floats per vector). */
-    private static void kernel6(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc, boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    /** {@link #kernel12} with 4 rows: 8 accumulators, for 16-register machines (AVX2, 8 floats per vector). */
+    private static void kernel4(int kc, float[] ap, int ao, int step, float[] bp, int bo, int bstep, float[] c, int co, int ldc,
+                                boolean load) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
         if (load) {
             c00 = FloatVector.fromArray(SP, c, co);
             c01 = FloatVector.fromArray(SP, c, co + VL);
@@ -678,13 +711,9 @@ public final class FastGemm {
             c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
             c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
             c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
-            c40 = FloatVector.fromArray(SP, c, co + 4 * ldc);
-            c41 = FloatVector.fromArray(SP, c, co + 4 * ldc + VL);
-            c50 = FloatVector.fromArray(SP, c, co + 5 * ldc);
-            c51 = FloatVector.fromArray(SP, c, co + 5 * ldc + VL);
         } else {
             FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z; c40 = z; c41 = z; c50 = z; c51 = z;
+            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
         }
         for (int k = 0; k < kc; k++) {
             FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
@@ -702,13 +731,56 @@ public final class FastGemm {
             x = FloatVector.broadcast(SP, ap[ao + 3]);
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
-            x = FloatVector.broadcast(SP, ap[ao + 4]);
-            c40 = x.fma(b0, c40);
-            c41 = x.fma(b1, c41);
-            x = FloatVector.broadcast(SP, ap[ao + 5]);
-            c50 = x.fma(b0, c50);
-            c51 = x.fma(b1, c51);
-            ao += 6;
+            ao += step;
+            bo += bstep;
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + VL);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + VL);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + VL);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + VL);
+    }
+
+    /** {@link #kernel4} reading A in place, row-major, as {@link #kernel12Rows}. */
+    private static void kernel4Rows(int kc, float[] a, int ao, int lda, float[] bp, int bo, float[] c, int co, int ldc,
+                                    boolean load) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
+        if (load) {
+            c00 = FloatVector.fromArray(SP, c, co);
+            c01 = FloatVector.fromArray(SP, c, co + VL);
+            c10 = FloatVector.fromArray(SP, c, co + ldc);
+            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
+            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
+            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
+            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
+            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
+        } else {
+            FloatVector z = FloatVector.zero(SP);
+            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
+        }
+        int r0 = ao;
+        int r1 = ao + lda;
+        int r2 = ao + 2 * lda;
+        int r3 = ao + 3 * lda;
+        for (int k = 0; k < kc; k++) {
+            FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
+            FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
+            FloatVector x;
+            x = FloatVector.broadcast(SP, a[r0 + k]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(SP, a[r1 + k]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(SP, a[r2 + k]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(SP, a[r3 + k]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
             bo += 2 * VL;
         }
         c00.intoArray(c, co);
@@ -719,9 +791,5 @@ public final class FastGemm {
         c21.intoArray(c, co + 2 * ldc + VL);
         c30.intoArray(c, co + 3 * ldc);
         c31.intoArray(c, co + 3 * ldc + VL);
-        c40.intoArray(c, co + 4 * ldc);
-        c41.intoArray(c, co + 4 * ldc + VL);
-        c50.intoArray(c, co + 5 * ldc);
-        c51.intoArray(c, co + 5 * ldc + VL);
     }
 }

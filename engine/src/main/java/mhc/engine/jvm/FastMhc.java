@@ -532,10 +532,10 @@ final class FastMhc {
      * the whole vector of tokens) and, every {@link #DPHI_TOKENS} tokens, the projection's weight
      * gradient accumulated transposed, {@code dphiT += dh^T x} ({@link FastGemm#addTransposedProduct});
      * then, for each row group
-     * of 12 whose tokens are all done so far: the streams' gradient
+     * ({@link FastGemm#GROUP} tokens) whose tokens are all done so far: the streams' gradient
      * {@code dx = Hres^T dxout + Hpre du + gr x} written once ({@link #streamGradToken}),
      * {@code dx += dh · phi^T}, and, with {@code hpostPrev}, the previous sublayer's
-     * {@code dyPrev = sum_i hpostPrev[i] dx[i]}. A token's rows are read at most 28 tokens
+     * {@code dyPrev = sum_i hpostPrev[i] dx[i]}. A token's rows are read at most VL + GROUP tokens (28 with 16 lanes)
      * after they were first read (1.1 MB of streams at n*C = 4096, within the L2 cache), so
      * x and dxout come from memory once and dx is written once. (Steps of 48 tokens, the
      * coefficient part of all 48 before the stream part, spilled the L2 cache at width 1024.)
@@ -673,9 +673,9 @@ final class FastMhc {
      */
     static final int DPHI_TOKENS = 3 * VL;
 
-    /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's row block. */
+    /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's micro-tile rows. */
     static int projRows(int M) {
-        return (M + FastGemm.GROUP - 1) / FastGemm.GROUP * FastGemm.GROUP;
+        return (M + FastGemm.MR - 1) / FastGemm.MR * FastGemm.MR;
     }
 
     // ------------------------------------------------------------------ the mix after the sublayer

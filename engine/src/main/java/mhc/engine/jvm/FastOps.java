@@ -243,19 +243,13 @@ public class FastOps extends Ops {
 
     // Across two sublayers: the mix and the next connection on a group of tokens while its
     // streams are in cache (FastMhc.mixPreForward), and the connection's whole backward
-    // (FastMhc.backward). Needs FastGemm's row-group
-    // kernel (32 vector registers); elsewhere the two halves run one after the other.
+    // (FastMhc.backward), on FastGemm's row-group kernels.
 
     @Override
     public void mixMhcPreForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y,
                                  float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] rmsN, float[] hN,
                                  float[] zresN, float[] phiN, float[] alphaN, float[] biasN,
                                  int N, int n, int C, int iters) {
-        if (!FastGemm.ROW_GROUPS) {
-            super.mixMhcPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, rmsN, hN, zresN, phiN, alphaN,
-                    biasN, N, n, C, iters);
-            return;
-        }
         int K = n * C;
         int M = n * n + 2 * n;
         float[] panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
@@ -267,7 +261,7 @@ public class FastOps extends Ops {
 
     @Override
     public boolean mhcBackwardInPlace() {
-        return FastGemm.ROW_GROUPS; // FastMhc.backward; the composition in Ops is not
+        return true; // FastMhc.backward; the composition in Ops is not
     }
 
     @Override
@@ -275,11 +269,6 @@ public class FastOps extends Ops {
                             float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
                             float[] rms, float[] h, float[] zres, float[] phi, float[] alpha, float[] hpostPrev,
                             int N, int n, int C, int iters) {
-        if (!FastGemm.ROW_GROUPS) {
-            super.mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dxout, du, x, y, hpre, hpost, hres, rms, h, zres, phi,
-                    alpha, hpostPrev, N, n, C, iters);
-            return;
-        }
         int K = n * C;
         int M = n * n + 2 * n;
         float[] panels = scratch("fast.phiTPanels", FastGemm.panelsSize(M, K));
