@@ -51,6 +51,18 @@ class FastKernelTest {
         return a;
     }
 
+    /**
+     * The fast kernels run at the width asked for with {@code -Dmhc.vector.bits} (the build runs
+     * these tests at the machine's width, 256 and 128 bits), never wider than the machine's.
+     */
+    @Test
+    void vectorWidthIsTheOneAskedFor() {
+        int preferred = FastOps.machineVectorBits();
+        String asked = System.getProperty("mhc.vector.bits");
+        int expected = asked == null ? preferred : Math.min(Integer.parseInt(asked), preferred);
+        assertEquals(expected, FastOps.vectorBits(), "-Dmhc.vector.bits=" + asked + " on a " + preferred + "-bit machine");
+    }
+
     // ------------------------------------------------------------------ linear maps
 
     record Mm(int N, int IN, int OUT) {

@@ -18,14 +18,16 @@ public final class Machine {
         return Runtime.getRuntime().availableProcessors();
     }
 
-    /** The preferred float vector width in bits, if the Vector API module is present (looked up reflectively). */
+    /**
+     * The fast kernels' float vector width in bits (the machine's preferred one, or
+     * {@code -Dmhc.vector.bits}), if the Vector API module is present (looked up reflectively).
+     */
     public static Integer vectorBits() {
         if (!Backend.vectorApiPresent()) {
             return null;
         }
         try {
-            Object species = Class.forName("jdk.incubator.vector.FloatVector").getField("SPECIES_PREFERRED").get(null);
-            return (Integer) Class.forName("jdk.incubator.vector.VectorSpecies").getMethod("vectorBitSize").invoke(species);
+            return (Integer) Class.forName("mhc.engine.jvm.FastOps").getMethod("vectorBits").invoke(null);
         } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             return null;
         }

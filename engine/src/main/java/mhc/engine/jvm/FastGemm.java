@@ -31,7 +31,7 @@ import jdk.incubator.vector.VectorSpecies;
  * rounding only.
  */
 public final class FastGemm {
-    static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> SP = VectorMath.SP;
     static final int VL = SP.length();
     /**
      * Rows of the micro-tile: 12 where there are 32 vector registers (AVX-512: 24 accumulators),

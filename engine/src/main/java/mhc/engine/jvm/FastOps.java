@@ -49,6 +49,16 @@ public class FastOps extends Ops {
         return workers.threads();
     }
 
+    /** The width of the fast kernels' vectors in bits (the machine's, or {@code -Dmhc.vector.bits}). */
+    public static int vectorBits() {
+        return VectorMath.SP.vectorBitSize();
+    }
+
+    /** The machine's preferred vector width in bits, whatever {@code -Dmhc.vector.bits} says. */
+    public static int machineVectorBits() {
+        return jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize();
+    }
+
     // ------------------------------------------------------------------ linear maps
 
     @Override

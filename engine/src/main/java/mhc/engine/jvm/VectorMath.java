@@ -3,6 +3,7 @@ package mhc.engine.jvm;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -18,8 +19,29 @@ import jdk.incubator.vector.VectorSpecies;
  * tails. (Lane max, being exact, may use {@code reduceLanes(MAX)}.)
  */
 final class VectorMath {
-    static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
+    /**
+     * The vector shape of every fast kernel: the machine's preferred one, or a narrower one with
+     * {@code -Dmhc.vector.bits=128|256} (the layouts of AVX2 and of 128-bit machines such as
+     * NEON can then be tested on a wider machine; a width above the preferred one is not taken,
+     * since the Vector API would emulate it slowly).
+     */
+    static final VectorSpecies<Float> SP = species(System.getProperty("mhc.vector.bits"));
     static final int VL = SP.length();
+
+    static VectorSpecies<Float> species(String bits) {
+        VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
+        if (bits == null || bits.isBlank()) {
+            return preferred;
+        }
+        int b = switch (bits.strip()) {
+            case "128" -> 128;
+            case "256" -> 256;
+            case "512" -> 512;
+            default -> throw new IllegalArgumentException(
+                    "-Dmhc.vector.bits=" + bits + ": give 128, 256 or 512, or leave it out for the machine's width");
+        };
+        return b >= preferred.vectorBitSize() ? preferred : VectorSpecies.of(float.class, VectorShape.forBitSize(b));
+    }
 
     private VectorMath() {
     }
