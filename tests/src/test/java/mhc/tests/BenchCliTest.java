@@ -133,6 +133,16 @@ class BenchCliTest {
         double ratio = run.getAsJsonObject("mhc").get("median_s").getAsDouble() / run.getAsJsonObject("residual").get("median_s").getAsDouble();
         assertEquals(ratio - 1, overhead, 1e-9, "the overhead is the ratio of the medians minus one");
         assertTrue(Double.isFinite(run.get("mhc_overhead_paired").getAsDouble()));
+        // the same from the process's CPU time per step (steadier where a hypervisor steals time)
+        for (String c : List.of("residual", "mhc")) {
+            JsonObject r = run.getAsJsonObject(c);
+            assertEquals(2, r.getAsJsonArray("cpu_times_s").size(), c);
+            assertTrue(r.get("cpu_median_s").getAsDouble() > 0, c + ": a step takes CPU time");
+        }
+        double cpuRatio = run.getAsJsonObject("mhc").get("cpu_median_s").getAsDouble()
+                / run.getAsJsonObject("residual").get("cpu_median_s").getAsDouble();
+        assertEquals(cpuRatio - 1, run.get("mhc_overhead_cpu").getAsDouble(), 1e-9, "the CPU-time overhead");
+        assertTrue(Double.isFinite(run.get("mhc_overhead_cpu_paired").getAsDouble()));
         assertTrue(result.out().contains("mhc overhead over residual"), result.out());
     }
 

@@ -309,7 +309,8 @@ public final class Bench {
         out.printf(Locale.ROOT, "training step (LanguageModel.trainStep: forward, backward, AdamW) of %s, up to %d host threads (one on a device); "
                         + "%d untimed + %d timed steps per connection, residual and mhc interleaved on the same batches%n",
                 cfg.with("connection", "mhc").summary().replaceFirst("^mhc/", ""), s.threads(), s.stepWarmup(), s.stepSteps());
-        out.printf(Locale.ROOT, "%-10s %-10s %7s %10s %10s %6s %12s%n", "backend", "connection", "threads", "median", "min", "CV", "tokens/s");
+        out.printf(Locale.ROOT, "%-10s %-10s %7s %10s %10s %6s %12s %10s%n", "backend", "connection", "threads", "median", "min", "CV",
+                "tokens/s", "CPU time");
         for (String name : s.stepBackends()) {
             Backend b = Backend.select(name);
             StepBench.Result r = StepBench.run(cfg, b, s.threads(), s.stepWarmup(), s.stepSteps(), s.seed());
@@ -318,8 +319,9 @@ public final class Bench {
             rj.addProperty("description", r.description());
             rj.addProperty("threads", r.threads());
             for (StepBench.ConnectionResult c : List.of(r.residual(), r.mhc())) {
-                out.printf(Locale.ROOT, "%-10s %-10s %7d %10s %10s %5.1f%% %12.0f%n", r.backend(), c.connection(), r.threads(),
-                        Table.time(c.stats().median()), Table.time(c.stats().min()), 100 * c.stats().cv(), c.tokensPerSecond());
+                out.printf(Locale.ROOT, "%-10s %-10s %7d %10s %10s %5.1f%% %12.0f %10s%n", r.backend(), c.connection(), r.threads(),
+                        Table.time(c.stats().median()), Table.time(c.stats().min()), 100 * c.stats().cv(), c.tokensPerSecond(),
+                        Table.time(c.cpu().median()));
                 JsonObject cj = new JsonObject();
                 cj.addProperty("summary", c.summary());
                 cj.addProperty("median_s", c.stats().median());
@@ -331,14 +333,30 @@ public final class Bench {
                     times.add(x);
                 }
                 cj.add("times_s", times);
+                JsonArray cpuTimes = new JsonArray();
+                for (double x : c.cpu().seconds()) {
+                    cpuTimes.add(x);
+                }
+                cj.add("cpu_times_s", cpuTimes);
+                cj.addProperty("cpu_median_s", c.cpu().median());
                 cj.addProperty("tokens_per_s", c.tokensPerSecond());
                 cj.addProperty("last_loss", c.lastLoss());
                 rj.add(c.connection(), cj);
             }
             rj.addProperty("mhc_overhead", r.overhead());
             rj.addProperty("mhc_overhead_paired", r.pairedOverhead());
-            out.printf(Locale.ROOT, "%-10s mhc overhead over residual: %+.1f%% (ratio of medians), %+.1f%% (median of paired steps)%n",
-                    r.backend(), 100 * r.overhead(), 100 * r.pairedOverhead());
+            rj.addProperty("mhc_overhead_cpu", r.cpuOverhead());
+            rj.addProperty("mhc_overhead_cpu_paired", r.cpuPairedOverhead());
+            if (Double.isFinite(r.steal())) {
+                rj.addProperty("steal", r.steal());
+            }
+            out.printf(Locale.ROOT, "%-10s mhc overhead over residual: %+.1f%% (ratio of medians), %+.1f%% (median of paired steps); "
+                            + "in CPU time %+.1f%% / %+.1f%%%n",
+                    r.backend(), 100 * r.overhead(), 100 * r.pairedOverhead(), 100 * r.cpuOverhead(), 100 * r.cpuPairedOverhead());
+            if (Double.isFinite(r.steal()) && r.steal() >= 0.02) {
+                out.printf(Locale.ROOT, "%-10s the hypervisor took %.0f%% of this machine's CPU time during the steps (steal): "
+                        + "wall-clock times are unsteady, the CPU-time figures less so%n", r.backend(), 100 * r.steal());
+            }
             runs.add(rj);
         }
         return o;

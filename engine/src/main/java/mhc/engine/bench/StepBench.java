@@ -17,6 +17,12 @@ import java.util.SplittableRandom;
  * residual, mhc, ...) so that a drift of the machine's speed (other processes, thermal limits)
  * hits both alike; the mHC overhead is the ratio of the medians minus one, and also the median
  * of the per-pair ratios minus one.
+ *
+ * <p>Each step is also timed in the process's CPU time (all its threads). On a virtual machine
+ * whose host is oversubscribed, the hypervisor takes CPU time away from the guest ("steal"), and
+ * wall-clock steps then swing by tens of percent; CPU time leaves the stolen time out (Linux
+ * accounts it apart), so the overhead from CPU time is the steadier figure there. The share of
+ * the machine's CPU time stolen during the steps is reported (Linux {@code /proc/stat}).
  */
 public final class StepBench {
     public static final List<String> CONNECTIONS = List.of("residual", "mhc");
@@ -24,12 +30,19 @@ public final class StepBench {
     private StepBench() {
     }
 
-    public record ConnectionResult(String connection, String summary, Timing.Stats stats, double tokensPerSecond,
-                                   double lastLoss) {
+    /** {@code stats}: wall-clock seconds per step; {@code cpu}: the process's CPU seconds per step. */
+    public record ConnectionResult(String connection, String summary, Timing.Stats stats, Timing.Stats cpu,
+                                   double tokensPerSecond, double lastLoss) {
     }
 
+    /**
+     * {@code cpuOverhead}/{@code cpuPairedOverhead}: the same two figures as the wall-clock ones,
+     * from CPU time; {@code steal}: the share of the machine's CPU time that the hypervisor
+     * took during the steps, or NaN where the OS does not report it.
+     */
     public record Result(String backend, String description, int threads, int tokensPerStep, int warmup,
-                         ConnectionResult residual, ConnectionResult mhc, double overhead, double pairedOverhead) {
+                         ConnectionResult residual, ConnectionResult mhc, double overhead, double pairedOverhead,
+                         double cpuOverhead, double cpuPairedOverhead, double steal) {
     }
 
     /** {@code warmup} untimed then {@code steps} timed steps per connection, interleaved. */
@@ -51,36 +64,54 @@ public final class StepBench {
                 models.add(LanguageModel.wrap(Init.initialize(cfg.with("connection", c), seed), settings, threads, backend));
             }
             double[][] times = new double[2][steps];
+            double[][] cpu = new double[2][steps];
             double[] lastLoss = new double[2];
+            CpuClock.Steal steal = null;
             for (int s = 0; s < total; s++) {
+                if (s == warmup) {
+                    steal = CpuClock.stealSince(null);
+                }
                 int[] batch = batches[s % batches.length];
                 for (int m = 0; m < 2; m++) {
+                    long c0 = CpuClock.processNanos();
                     long t0 = System.nanoTime();
                     LanguageModel.Step step = models.get(m).trainStep(batch);
                     long t1 = System.nanoTime();
+                    long c1 = CpuClock.processNanos();
                     lastLoss[m] = step.loss();
                     if (s >= warmup) {
                         times[m][s - warmup] = (t1 - t0) / 1e9;
+                        cpu[m][s - warmup] = (c1 - c0) / 1e9;
                     }
                 }
             }
+            double stolen = steal == null ? Double.NaN : CpuClock.stealSince(steal).share();
             ConnectionResult[] res = new ConnectionResult[2];
             for (int m = 0; m < 2; m++) {
                 Timing.Stats st = new Timing.Stats(times[m]);
                 res[m] = new ConnectionResult(CONNECTIONS.get(m), models.get(m).config().summary(), st,
-                        B * T / st.median(), lastLoss[m]);
+                        new Timing.Stats(cpu[m]), B * T / st.median(), lastLoss[m]);
             }
-            double[] ratios = new double[steps];
-            for (int s = 0; s < steps; s++) {
-                ratios[s] = times[1][s] / times[0][s];
-            }
-            double paired = new Timing.Stats(ratios).median() - 1;
-            double overhead = res[1].stats().median() / res[0].stats().median() - 1;
-            return new Result(backend.name(), backend.description(), threads, B * T, warmup, res[0], res[1], overhead, paired);
+            return new Result(backend.name(), backend.description(), threads, B * T, warmup, res[0], res[1],
+                    overhead(times), pairedOverhead(times), overhead(cpu), pairedOverhead(cpu), stolen);
         } finally {
             for (LanguageModel m : models) {
                 m.close();
             }
         }
+    }
+
+    /** The ratio of the mhc steps' median to the residual steps' median, minus one. */
+    static double overhead(double[][] times) {
+        return new Timing.Stats(times[1]).median() / new Timing.Stats(times[0]).median() - 1;
+    }
+
+    /** The median of the per-pair ratios mhc / residual (steps interleaved), minus one. */
+    static double pairedOverhead(double[][] times) {
+        double[] ratios = new double[times[0].length];
+        for (int s = 0; s < ratios.length; s++) {
+            ratios[s] = times[1][s] / times[0][s];
+        }
+        return new Timing.Stats(ratios).median() - 1;
     }
 }
