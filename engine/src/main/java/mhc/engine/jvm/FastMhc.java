@@ -645,26 +645,42 @@ final class FastMhc {
     }
 
     /**
-     * {@code dphi[k][m] += dphiT[m][k]} for dphi (K x M) and dphiT (M x K): per 16 values of k,
-     * one vector of a row of dphiT gathered, added and scattered into a column of dphi (a
-     * third of the time of the scalar loop, whose reads or writes stride by a whole row).
-     * The same additions (the same bits).
+     * {@code dphi[k][m] += dphiT[m][k]} for dphi (K x M) and dphiT (M x K), the same additions
+     * (the same bits) in either form:
+     * <ul>
+     *   <li>with scatter stores (16 lanes: AVX-512), per VL values of k one vector of a row of
+     *       dphiT gathered, added and scattered into a column of dphi (a third of the time of
+     *       the plain transposed loop, whose reads or writes stride by a whole row);</li>
+     *   <li>else (AVX2 has gathers but no scatter: the Vector API's scatter runs as a Java loop
+     *       there, about as slow as the whole coefficient backward) in scalar blocks of
+     *       {@link #TRANSPOSE_BLOCK} values of k: the block's rows of dphi (32 x M floats) stay
+     *       in L1 while each row of dphiT is read in runs of 32.</li>
+     * </ul>
      */
     static void addTransposed(float[] dphi, float[] dphiT, int K, int M) {
-        int[] idx = FastGemm.gatherIndex(M);
         int k0 = 0;
-        for (int bound = SP.loopBound(K); k0 < bound; k0 += VL) {
-            for (int m = 0; m < M; m++) {
-                FloatVector v = FloatVector.fromArray(SP, dphiT, m * K + k0);
-                FloatVector.fromArray(SP, dphi, k0 * M + m, idx, 0).add(v).intoArray(dphi, k0 * M + m, idx, 0);
+        if (VL >= 16) {
+            int[] idx = FastGemm.gatherIndex(M);
+            for (int bound = SP.loopBound(K); k0 < bound; k0 += VL) {
+                for (int m = 0; m < M; m++) {
+                    FloatVector v = FloatVector.fromArray(SP, dphiT, m * K + k0);
+                    FloatVector.fromArray(SP, dphi, k0 * M + m, idx, 0).add(v).intoArray(dphi, k0 * M + m, idx, 0);
+                }
             }
         }
-        for (int k = k0; k < K; k++) {
+        for (; k0 < K; k0 += TRANSPOSE_BLOCK) {
+            int k1 = Math.min(K, k0 + TRANSPOSE_BLOCK);
             for (int m = 0; m < M; m++) {
-                dphi[k * M + m] += dphiT[m * K + k];
+                int src = m * K;
+                for (int k = k0; k < k1; k++) {
+                    dphi[k * M + m] += dphiT[src + k];
+                }
             }
         }
     }
+
+    /** Values of k per block of {@link #addTransposed}'s scalar form. */
+    private static final int TRANSPOSE_BLOCK = 32;
 
     /**
      * Tokens per update of the projection's weight gradient in {@link #backward} (three vectors
