@@ -506,7 +506,8 @@ final class FastMhc {
     /**
      * {@link #mixForward} after sublayer l, then the connection before sublayer l+1
      * ({@link #preForward} and its projection) on the streams just written.
-     * {@code phiPanels}: phi packed by {@link FastGemm#packPanels}.
+     * {@code phiPanels}: phi packed by {@link FastGemm#packPanels}, or phi itself where
+     * {@link #projectionInPlace}.
      */
     static void mixPreForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y,
                               float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] zresN, float[] rmsN,
@@ -519,7 +520,11 @@ final class FastMhc {
             for (int r = r0; r < r0 + G; r++) {
                 mixToken(r, xout, x, hres, hpost, y, n, C);
             }
-            FastGemm.rowsTimesPanels(G, K, xout, r0 * K, K, phiPanels, M, hN, r0 * M, M, false, aPad, tile);
+            if (projectionInPlace(M)) {
+                FastGemm.rowsTimesThreeVectors(G, K, xout, r0 * K, K, phiPanels, hN, r0 * M, M);
+            } else {
+                FastGemm.rowsTimesPanels(G, K, xout, r0 * K, K, phiPanels, M, hN, r0 * M, M, false, aPad, tile);
+            }
             preGroup(r0, G, u, hpreN, hpostN, hresN, zresN, rmsN, hN, xout, alpha, bias, work, n, C, iters);
         }
     }
@@ -681,6 +686,15 @@ final class FastMhc {
 
     /** Values of k per block of {@link #addTransposed}'s scalar form. */
     private static final int TRANSPOSE_BLOCK = 32;
+
+    /**
+     * Whether the forward's projection {@code h = v · phi} reads phi in place
+     * ({@link FastGemm#rowsTimesThreeVectors}): with 8 lanes (AVX2) at n = 4, where M = 24 is
+     * three vectors and the panels of 16 would compute 8 columns of padding.
+     */
+    static boolean projectionInPlace(int M) {
+        return VL == 8 && M == 3 * VL;
+    }
 
     /**
      * Tokens per update of the projection's weight gradient in {@link #backward} (three vectors

@@ -262,8 +262,11 @@ public class FastOps extends Ops {
                                  int N, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
-        float[] panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
-        FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
+        float[] panels = phiN;
+        if (!FastMhc.projectionInPlace(M)) {
+            panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
+            FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
+        }
         FastMhc.mixPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, zresN, rmsN, hN, panels, alphaN, biasN,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
                 scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
