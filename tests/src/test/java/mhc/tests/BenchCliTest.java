@@ -133,7 +133,7 @@ class BenchCliTest {
         double ratio = run.getAsJsonObject("mhc").get("median_s").getAsDouble() / run.getAsJsonObject("residual").get("median_s").getAsDouble();
         assertEquals(ratio - 1, overhead, 1e-9, "the overhead is the ratio of the medians minus one");
         assertTrue(Double.isFinite(run.get("mhc_overhead_paired").getAsDouble()));
-        // the same from the process's CPU time per step (steadier where a hypervisor steals time)
+        // the same from CPU time per step (steadier where a hypervisor steals time)
         for (String c : List.of("residual", "mhc")) {
             JsonObject r = run.getAsJsonObject(c);
             assertEquals(2, r.getAsJsonArray("cpu_times_s").size(), c);

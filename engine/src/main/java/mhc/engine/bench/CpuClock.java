@@ -2,15 +2,16 @@ package mhc.engine.bench;
 
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
 /**
- * CPU time of this process, and the time a hypervisor stole from the machine (Linux). On a
- * shared virtual machine the wall-clock time of a step includes the time the host ran other
- * guests instead of this one; Linux counts that as "steal" in {@code /proc/stat} and leaves it
- * out of the processes' CPU time.
+ * CPU time of this process's Java threads, and the time a hypervisor stole from the machine
+ * (Linux). On a shared virtual machine the wall-clock time of a step includes the time the host
+ * ran other guests instead of this one; Linux counts that as "steal" in {@code /proc/stat} and
+ * leaves it out of the threads' CPU time.
  */
 final class CpuClock {
     private static final Path PROC_STAT = Path.of("/proc/stat");
@@ -18,12 +19,30 @@ final class CpuClock {
     private CpuClock() {
     }
 
-    /** CPU nanoseconds of all this process's threads, or -1 where the JVM does not say. */
-    static long processNanos() {
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getProcessCpuTime();
+    /**
+     * CPU nanoseconds of this process's live Java threads (the step's workers among them; the
+     * JIT's and the collector's threads are not Java threads), or -1 where the JVM does not
+     * measure thread CPU time. Per thread rather than the process's total, whose clock on Linux
+     * ticks in 10 ms steps. A thread that ends between two readings takes its time with it;
+     * the step's worker pool lives as long as its model.
+     */
+    static long threadNanos() {
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        if (!mx.isThreadCpuTimeSupported() || !mx.isThreadCpuTimeEnabled()) {
+            return -1;
         }
-        return -1;
+        long[] ids = mx.getAllThreadIds();
+        long sum = 0;
+        if (mx instanceof com.sun.management.ThreadMXBean sun) {
+            for (long t : sun.getThreadCpuTime(ids)) {
+                sum += Math.max(t, 0); // -1: ended meanwhile
+            }
+        } else {
+            for (long id : ids) {
+                sum += Math.max(mx.getThreadCpuTime(id), 0);
+            }
+        }
+        return sum;
     }
 
     /**

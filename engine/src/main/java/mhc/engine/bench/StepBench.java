@@ -18,7 +18,7 @@ import java.util.SplittableRandom;
  * hits both alike; the mHC overhead is the ratio of the medians minus one, and also the median
  * of the per-pair ratios minus one.
  *
- * <p>Each step is also timed in the process's CPU time (all its threads). On a virtual machine
+ * <p>Each step is also timed in CPU time (all the process's Java threads). On a virtual machine
  * whose host is oversubscribed, the hypervisor takes CPU time away from the guest ("steal"), and
  * wall-clock steps then swing by tens of percent; CPU time leaves the stolen time out (Linux
  * accounts it apart), so the overhead from CPU time is the steadier figure there. The share of
@@ -30,7 +30,7 @@ public final class StepBench {
     private StepBench() {
     }
 
-    /** {@code stats}: wall-clock seconds per step; {@code cpu}: the process's CPU seconds per step. */
+    /** {@code stats}: wall-clock seconds per step; {@code cpu}: CPU seconds per step of the process's Java threads. */
     public record ConnectionResult(String connection, String summary, Timing.Stats stats, Timing.Stats cpu,
                                    double tokensPerSecond, double lastLoss) {
     }
@@ -73,11 +73,11 @@ public final class StepBench {
                 }
                 int[] batch = batches[s % batches.length];
                 for (int m = 0; m < 2; m++) {
-                    long c0 = CpuClock.processNanos();
+                    long c0 = CpuClock.threadNanos();
                     long t0 = System.nanoTime();
                     LanguageModel.Step step = models.get(m).trainStep(batch);
                     long t1 = System.nanoTime();
-                    long c1 = CpuClock.processNanos();
+                    long c1 = CpuClock.threadNanos();
                     lastLoss[m] = step.loss();
                     if (s >= warmup) {
                         times[m][s - warmup] = (t1 - t0) / 1e9;
