@@ -18,6 +18,8 @@ import java.util.function.Supplier;
  */
 public final class Backend {
     public static final String PROPERTY = "mhc.backend";
+    /** System property narrowing the fast path's vectors: 128, 256 or 512 (bits). */
+    public static final String VECTOR_BITS_PROPERTY = "mhc.vector.bits";
     public static final List<String> NAMES = List.of("jvm", "fast", "tornado");
     private static final Logger log = LoggerFactory.getLogger(Backend.class);
 
@@ -110,6 +112,11 @@ public final class Backend {
             log.info("Vector API absent: running the plain kernels; add the JVM flag --add-modules jdk.incubator.vector "
                     + "(engine/target/mhc does) for the fast path");
             return plain();
+        }
+        String bits = System.getProperty(VECTOR_BITS_PROPERTY);
+        if (bits != null && !bits.isBlank() && !List.of("128", "256", "512").contains(bits.strip())) {
+            throw new InputException("-D" + VECTOR_BITS_PROPERTY + "=" + bits
+                    + ": give 128, 256 or 512 (bits per vector), or leave it out for the machine's width");
         }
         String cls = "mhc.engine.jvm.FastOps";
         return new Backend("fast", "fast (Vector API JVM path)", reflectiveFactory(cls), threadedFactory(cls));

@@ -1,5 +1,7 @@
 package mhc.tests;
 
+import mhc.engine.Backend;
+import mhc.engine.InputException;
 import mhc.engine.jvm.FastOps;
 import mhc.engine.model.Ops;
 import org.junit.jupiter.api.Test;
@@ -16,6 +18,7 @@ import static mhc.tests.KernelHarness.gaussF;
 import static mhc.tests.KernelHarness.uniformF;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -61,6 +64,24 @@ class FastKernelTest {
         String asked = System.getProperty("mhc.vector.bits");
         int expected = asked == null ? preferred : Math.min(Integer.parseInt(asked), preferred);
         assertEquals(expected, FastOps.vectorBits(), "-Dmhc.vector.bits=" + asked + " on a " + preferred + "-bit machine");
+    }
+
+    /** Any other width is a bad-input error when the fast backend is chosen, naming the values it takes. */
+    @Test
+    void unknownVectorWidthIsABadInputError() {
+        String old = System.getProperty(Backend.VECTOR_BITS_PROPERTY);
+        System.setProperty(Backend.VECTOR_BITS_PROPERTY, "300");
+        try {
+            InputException e = assertThrows(InputException.class, () -> Backend.select("fast"));
+            assertTrue(e.getMessage().contains("-Dmhc.vector.bits=300") && e.getMessage().contains("128, 256 or 512"),
+                    e.getMessage());
+        } finally {
+            if (old == null) {
+                System.clearProperty(Backend.VECTOR_BITS_PROPERTY);
+            } else {
+                System.setProperty(Backend.VECTOR_BITS_PROPERTY, old);
+            }
+        }
     }
 
     // ------------------------------------------------------------------ linear maps
