@@ -81,7 +81,7 @@ public final class StepBench {
                     lastLoss[m] = step.loss();
                     if (s >= warmup) {
                         times[m][s - warmup] = (t1 - t0) / 1e9;
-                        cpu[m][s - warmup] = (c1 - c0) / 1e9;
+                        cpu[m][s - warmup] = c0 < 0 ? Double.NaN : (c1 - c0) / 1e9; // NaN: no thread CPU clock
                     }
                 }
             }
