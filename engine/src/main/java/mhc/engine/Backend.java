@@ -113,13 +113,27 @@ public final class Backend {
                     + "(engine/target/mhc does) for the fast path");
             return plain();
         }
-        String bits = System.getProperty(VECTOR_BITS_PROPERTY);
-        if (bits != null && !bits.isBlank() && !List.of("128", "256", "512").contains(bits.strip())) {
-            throw new InputException("-D" + VECTOR_BITS_PROPERTY + "=" + bits
-                    + ": give 128, 256 or 512 (bits per vector), or leave it out for the machine's width");
-        }
+        requestedVectorBits(); // a bad value fails here, as bad input, before any kernel class loads
         String cls = "mhc.engine.jvm.FastOps";
         return new Backend("fast", "fast (Vector API JVM path)", reflectiveFactory(cls), threadedFactory(cls));
+    }
+
+    /**
+     * The vector width asked for with {@code -D}{@value #VECTOR_BITS_PROPERTY}: 128, 256 or 512,
+     * or 0 when it is not set (the machine's width).
+     */
+    public static int requestedVectorBits() {
+        String bits = System.getProperty(VECTOR_BITS_PROPERTY);
+        if (bits == null || bits.isBlank()) {
+            return 0;
+        }
+        return switch (bits.strip()) {
+            case "128" -> 128;
+            case "256" -> 256;
+            case "512" -> 512;
+            default -> throw new InputException("-D" + VECTOR_BITS_PROPERTY + "=" + bits
+                    + ": give 128, 256 or 512 (bits per vector), or leave it out for the machine's width");
+        };
     }
 
     /** TornadoVM on device "B:D" (null: TornadoVM's default device). */

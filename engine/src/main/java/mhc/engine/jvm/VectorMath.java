@@ -1,5 +1,6 @@
 package mhc.engine.jvm;
 
+import mhc.engine.Backend;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -25,22 +26,14 @@ final class VectorMath {
      * NEON can then be tested on a wider machine; a width above the preferred one is not taken,
      * since the Vector API would emulate it slowly).
      */
-    static final VectorSpecies<Float> SP = species(System.getProperty("mhc.vector.bits"));
+    static final VectorSpecies<Float> SP = species(Backend.requestedVectorBits());
     static final int VL = SP.length();
 
-    static VectorSpecies<Float> species(String bits) {
+    /** The machine's preferred species, or the one of {@code bits} (0: not asked) where that is narrower. */
+    private static VectorSpecies<Float> species(int bits) {
         VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
-        if (bits == null || bits.isBlank()) {
-            return preferred;
-        }
-        int b = switch (bits.strip()) {
-            case "128" -> 128;
-            case "256" -> 256;
-            case "512" -> 512;
-            default -> throw new IllegalArgumentException(
-                    "-Dmhc.vector.bits=" + bits + ": give 128, 256 or 512, or leave it out for the machine's width");
-        };
-        return b >= preferred.vectorBitSize() ? preferred : VectorSpecies.of(float.class, VectorShape.forBitSize(b));
+        return bits == 0 || bits >= preferred.vectorBitSize()
+                ? preferred : VectorSpecies.of(float.class, VectorShape.forBitSize(bits));
     }
 
     private VectorMath() {
