@@ -8,10 +8,11 @@ import jdk.incubator.vector.VectorSpecies;
  * A packed, blocked single-precision GEMM on the Vector API, and the three products of a
  * linear map {@code out = inp · W} (MODEL.md stores W as {@code [IN, OUT]}) on top of it.
  *
- * <p>Layout (Goto/BLIS): C (M x N) is cut into macro tiles of {@link #MC} rows by {@link #NC}
- * columns, one task each. A task walks K in blocks of {@link #KC}: it packs the KC x nc block
- * of B into column panels of {@link #NR} (k-major, {@code bp[k*NR + j]}), the mc x KC block of
- * A into row panels of {@link #MR} ({@code ap[k*MR + i]}), zero-padding the edges, and runs the
+ * <p>Layout (Goto/BLIS): C (M x N) is cut into macro tiles of {@link #NC} columns by
+ * {@link #MC} rows (on one thread, by all rows), one task each. A task walks K in blocks of
+ * {@link #KC}: it packs the KC x nc block of B into column panels of {@link #NR} (k-major,
+ * {@code bp[k*NR + j]}) and then, for each MC rows, the mc x KC block of A into row panels of
+ * {@link #MR} ({@code ap[k*MR + i]}), zero-padding the edges, and runs the
  * MR x NR micro-kernel over every (panel of B, panel of A) pair, B panel outer, so the B panel
  * (KC x NR = 256 x 32 floats = 32 KiB) stays in the 48 KiB L1 while the A panels stream from L2.
  * The micro-kernel keeps the MR x NR tile of C in registers: MR*NR/VL = 24 accumulators of
@@ -295,8 +296,10 @@ public final class FastGemm {
                 break;
             }
         }
-        int mt = tiles(M, mc), nt = tiles(N, nc);
-        int tileRows = mc, tileCols = nc;
+        // One thread: a task takes every row of its columns, so each K block of B is packed
+        // once per call instead of once per MC rows (macroTile walks the rows in MC blocks).
+        int tileRows = threads == 1 ? M : mc, tileCols = nc;
+        int mt = tiles(M, tileRows), nt = tiles(N, nc);
         workers.run(mt * nt, task -> {
             int i0 = (task / nt) * tileRows;
             int j0 = (task % nt) * tileCols;
@@ -314,12 +317,17 @@ public final class FastGemm {
         return (n + m - 1) / m * m;
     }
 
-    /** One macro tile: C (mc x nc) at c[cOff], A and B offsets already at its first row and column. */
-    private static void macroTile(int mc, int nc, int K,
+    /**
+     * One macro tile: C (rows x nc) at c[cOff], A and B offsets already at its first row and
+     * column. Per K block, B is packed once and the rows run in blocks of {@link #MC}, each
+     * packed in turn: the Goto/BLIS loop order, where the packed B block is shared by all row
+     * blocks.
+     */
+    private static void macroTile(int rows, int nc, int K,
                                   float[] a, int aOff, int ars, int acs,
                                   float[] b, int bOff, int brs, int bcs,
                                   float[] c, int cOff, int ldc, boolean accumulate, Buffers buf) {
-        float[] ap = buf.a, bp = buf.b;
+        float[] bp = buf.b;
         // One column panel (a skinny product such as mHC's projection to n*n+2n coefficients):
         // each element of A is used once, so packing it would cost as much as the products.
         // Full row panels then read A where it is; only the last partial panel is packed.
@@ -328,36 +336,46 @@ public final class FastGemm {
             int kc = Math.min(KC, K - p0);
             packB(bp, b, bOff + p0 * brs, brs, bcs, kc, nc);
             boolean load = accumulate || p0 > 0;
-            if (direct) {
-                int full = mc / MR * MR;
-                for (int ir = 0; ir < full; ir += MR) {
-                    int ao = aOff + ir * ars + p0 * acs;
-                    int co = cOff + ir * ldc;
-                    if (nc == NR) {
-                        directKernel(kc, a, ao, ars, acs, bp, c, co, ldc, load);
-                    } else {
-                        directEdge(kc, a, ao, ars, acs, bp, c, co, ldc, load, nc, buf.tile);
-                    }
-                }
-                if (full < mc) {
-                    packA(ap, a, aOff + full * ars + p0 * acs, ars, acs, mc - full, kc);
-                    edgeTile(kc, ap, 0, bp, 0, c, cOff + full * ldc, ldc, load, mc - full, nc, buf.tile);
-                }
-                continue;
+            for (int i0 = 0; i0 < rows; i0 += MC) {
+                rowBlock(Math.min(MC, rows - i0), nc, kc, p0, direct, load, a, aOff + i0 * ars, ars, acs,
+                        c, cOff + i0 * ldc, ldc, buf);
             }
-            packA(ap, a, aOff + p0 * acs, ars, acs, mc, kc);
-            for (int jr = 0; jr < nc; jr += NR) {
-                int cols = Math.min(NR, nc - jr);
-                int bo = jr * kc; // panel jr/NR starts at (jr/NR) * NR * kc
-                for (int ir = 0; ir < mc; ir += MR) {
-                    int rows = Math.min(MR, mc - ir);
-                    int ao = ir * kc;
-                    int co = cOff + ir * ldc + jr;
-                    if (rows == MR && cols == NR) {
-                        kernel(kc, ap, ao, bp, bo, c, co, ldc, load);
-                    } else {
-                        edgeTile(kc, ap, ao, bp, bo, c, co, ldc, load, rows, cols, buf.tile);
-                    }
+        }
+    }
+
+    /** Rows {@code mc <= MC} of a macro tile against the packed K block of B that starts at depth p0. */
+    private static void rowBlock(int mc, int nc, int kc, int p0, boolean direct, boolean load,
+                                 float[] a, int aOff, int ars, int acs, float[] c, int cOff, int ldc, Buffers buf) {
+        float[] ap = buf.a, bp = buf.b;
+        if (direct) {
+            int full = mc / MR * MR;
+            for (int ir = 0; ir < full; ir += MR) {
+                int ao = aOff + ir * ars + p0 * acs;
+                int co = cOff + ir * ldc;
+                if (nc == NR) {
+                    directKernel(kc, a, ao, ars, acs, bp, c, co, ldc, load);
+                } else {
+                    directEdge(kc, a, ao, ars, acs, bp, c, co, ldc, load, nc, buf.tile);
+                }
+            }
+            if (full < mc) {
+                packA(ap, a, aOff + full * ars + p0 * acs, ars, acs, mc - full, kc);
+                edgeTile(kc, ap, 0, bp, 0, c, cOff + full * ldc, ldc, load, mc - full, nc, buf.tile);
+            }
+            return;
+        }
+        packA(ap, a, aOff + p0 * acs, ars, acs, mc, kc);
+        for (int jr = 0; jr < nc; jr += NR) {
+            int cols = Math.min(NR, nc - jr);
+            int bo = jr * kc; // panel jr/NR starts at (jr/NR) * NR * kc
+            for (int ir = 0; ir < mc; ir += MR) {
+                int rows = Math.min(MR, mc - ir);
+                int ao = ir * kc;
+                int co = cOff + ir * ldc + jr;
+                if (rows == MR && cols == NR) {
+                    kernel(kc, ap, ao, bp, bo, c, co, ldc, load);
+                } else {
+                    edgeTile(kc, ap, ao, bp, bo, c, co, ldc, load, rows, cols, buf.tile);
                 }
             }
         }
