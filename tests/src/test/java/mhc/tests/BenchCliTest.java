@@ -121,6 +121,8 @@ class BenchCliTest {
     void trainingStepOfBothConnections() {
         JsonObject step = report.getAsJsonObject("step");
         assertEquals(2 * 16, step.get("tokens_per_step").getAsInt());
+        assertEquals(1, step.get("warmup_steps").getAsInt(), "--quick warms up with 1 step");
+        assertEquals(2, step.get("timed_steps").getAsInt(), "--quick times 2 steps");
         JsonObject run = step.getAsJsonArray("runs").get(0).getAsJsonObject();
         for (String c : List.of("residual", "mhc")) {
             JsonObject r = run.getAsJsonObject(c);

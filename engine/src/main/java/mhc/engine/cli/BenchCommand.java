@@ -62,9 +62,9 @@ final class BenchCommand implements Callable<Integer> {
     String stepBackends;
     @Option(names = "--skip-step", description = "No training step, only the per-op table (same as --step-backends none).")
     boolean skipStep;
-    @Option(names = "--step-warmup", paramLabel = "K", description = "Untimed training steps per connection (default 1).")
+    @Option(names = "--step-warmup", paramLabel = "K", description = "Untimed training steps per connection (default 3; --quick 1).")
     Integer stepWarmup;
-    @Option(names = "--step-steps", paramLabel = "K", description = "Timed training steps per connection (default 3; --quick 2).")
+    @Option(names = "--step-steps", paramLabel = "K", description = "Timed training steps per connection (default 8; --quick 2).")
     Integer stepSteps;
     @Option(names = "--json", paramLabel = "FILE", description = "Also write everything (machine, settings, every line, the steps) as JSON.")
     Path json;
@@ -94,8 +94,13 @@ final class BenchCommand implements Callable<Integer> {
         double mt = minTime != null ? minTime : quick ? 0.01 : 0.5;
         nonNegative("--warmup", w);
         nonNegative("--min-time", mt);
-        int sw = stepWarmup != null ? stepWarmup : 1;
-        int ss = stepSteps != null ? stepSteps : quick ? 2 : 3;
+        // Three untimed steps: the JIT compiles the kernels during the first few steps (a JFR
+        // profile of gpt-small showed the Vector API kernels still interpreted up to ~10 s in,
+        // the first 3-4 steps, longer for mhc, which has more kernels). Eight timed steps: the
+        // steps of one run vary by 10-20% on a shared host, and the overhead is a small
+        // difference of two medians.
+        int sw = stepWarmup != null ? stepWarmup : quick ? 1 : 3;
+        int ss = stepSteps != null ? stepSteps : quick ? 2 : 8;
         nonNegative("--step-warmup", sw);
         positive("--step-steps", ss);
         List<String> backends;
