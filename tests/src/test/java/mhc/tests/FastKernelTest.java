@@ -2,6 +2,7 @@ package mhc.tests;
 
 import mhc.engine.Backend;
 import mhc.engine.InputException;
+import mhc.engine.jvm.FastGemm;
 import mhc.engine.jvm.FastOps;
 import mhc.engine.model.Ops;
 import org.junit.jupiter.api.Test;
@@ -168,6 +169,33 @@ class FastKernelTest {
         }
         assertArrayEquals(results[0], results[1], "1 vs 2 threads");
         assertArrayEquals(results[0], results[2], "1 vs 3 threads");
+    }
+
+    /**
+     * {@code FastGemm.addTransposedProduct} (mHC's {@code dphi^T += dh^T x}, on packed copies of
+     * both operands) is the FMA chain over k in order of every element, starting from C: the same
+     * bits as that chain in scalar code. 600 rows span two or three K blocks, 300 = 25 x 12 rows
+     * of the result more than one block of packed A (96 or 288 rows), 530 columns more than one
+     * block of packed B (512 or 1024: 530 at AVX2's 16-column panels leaves a partial one), and
+     * the strides and offsets are not multiples of anything.
+     */
+    @Test
+    void transposedProductIsTheFmaChainOfEachElement() {
+        Random rnd = new Random(11);
+        int rows = 600, m = 300, cols = 530, lda = m + 5, ldb = cols + 3, ldc = cols + 7;
+        float[] a = gaussF(rnd, 3 + rows * lda, 1), b = gaussF(rnd, 2 + rows * ldb, 1), c = gaussF(rnd, 1 + m * ldc, 1);
+        float[] want = c.clone();
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < cols; j++) {
+                float s = want[1 + i * ldc + j];
+                for (int k = 0; k < rows; k++) {
+                    s = Math.fma(a[3 + k * lda + i], b[2 + k * ldb + j], s);
+                }
+                want[1 + i * ldc + j] = s;
+            }
+        }
+        FastGemm.addTransposedProduct(rows, m, cols, a, 3, lda, b, 2, ldb, c, 1, ldc);
+        assertArrayEquals(want, c);
     }
 
     // ------------------------------------------------------------------ attention

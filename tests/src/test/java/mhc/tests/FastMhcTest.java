@@ -24,8 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * two differ in the order of float sums, fused multiply-adds and a float exp polynomial).
  *
  * <p>Shapes: n = 1, 3, 4; C = 5 (shorter than a vector), 33 and 130 (whole vectors and a
- * tail); N = 1, 17 and 40, so that the token groups of the coefficient kernels (16 lanes on
- * AVX-512, 8 on AVX2) come whole, partial and alone; Sinkhorn iters = 0, 1, 20. Forward outputs
+ * tail); N = 1, 17, 40 and 100, so that the token groups of the coefficient kernels (16 lanes
+ * on AVX-512, 8 on AVX2) come whole, partial and alone, and the backward's updates of the
+ * projection gradient (every 48 tokens) come once, twice and with a partial last one;
+ * Sinkhorn iters = 0, 1, 20. Forward outputs
  * start as NaN, gradients as random values (a backward must add to them; the mix's backward
  * must overwrite them, and leave dhres and dhpost alone when not asked for them); the outputs
  * that the mHC backward overwrites start as NaN.
@@ -36,7 +38,7 @@ class FastMhcTest {
         List<Arguments> a = new ArrayList<>();
         for (int n : new int[]{1, 3, 4}) {
             for (int C : new int[]{5, 33, 130}) {
-                for (int N : new int[]{1, 17, 40}) {
+                for (int N : new int[]{1, 17, 40, 100}) {
                     for (int iters : new int[]{0, 1, 20}) {
                         if (iters == 20 || (C == 33 && N == 17)) { // all shapes at 20 iterations, one shape at 0 and 1
                             a.add(Arguments.of(n, C, N, iters));

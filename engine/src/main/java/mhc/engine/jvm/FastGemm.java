@@ -239,24 +239,40 @@ public final class FastGemm {
     /**
      * {@code C += A^T · B} for A (rows x m) at {@code a[ao + k*lda + i]} and B (rows x cols) at
      * {@code b[bo + k*ldb + j]}, C (m x cols) at {@code c[co + i*ldc + j]}, with m a multiple of MR
-     * (the caller pads A with zero columns): a product over a few rows (a group of tokens) read
-     * in place, each element an FMA chain over k in order. mHC's projection gradient
+     * (the caller pads A with zero columns): a product over a few rows (a group of tokens),
+     * each element an FMA chain over k in order. mHC's projection gradient
      * {@code dphi^T += dh^T · x} per group of tokens while their rows are in cache.
+     *
+     * <p>Both operands are packed first (this thread's buffers), so the micro-kernel runs with
+     * constant strides, and C2 checks its bounds once per call instead of on every load (the
+     * strides of A and B read in place are only known at run time). The copy is small beside
+     * the product: rows x cols floats of B for rows x m x cols FMAs. Measured on AVX2 with mHC's
+     * whole backward ({@code FastMhc.backward}, 256 tokens, n = 4, alternated in one JVM):
+     * about even at C = 256, 7% faster at C = 1024.
      */
     public static void addTransposedProduct(int rows, int m, int cols, float[] a, int ao, int lda,
                                             float[] b, int bo, int ldb, float[] c, int co, int ldc) {
-        int full = cols / NR * NR;
-        for (int i0 = 0; i0 < m; i0 += MR) {
-            for (int j0 = 0; j0 < full; j0 += NR) {
-                kernelSteps(rows, a, ao + i0, lda, b, bo + j0, ldb, c, co + i0 * ldc + j0, ldc, true);
-            }
-            for (int i = i0; i < i0 + MR; i++) {
-                for (int j = full; j < cols; j++) {
-                    float s = c[co + i * ldc + j];
-                    for (int k = 0; k < rows; k++) {
-                        s = Math.fma(a[ao + k * lda + i], b[bo + k * ldb + j], s);
+        Buffers buf = BUFFERS.get();
+        for (int p0 = 0; p0 < rows; p0 += KC) {
+            int kc = Math.min(KC, rows - p0);
+            for (int j0 = 0; j0 < cols; j0 += NC) {
+                int nc = Math.min(NC, cols - j0);
+                packB(buf.b, b, bo + p0 * ldb + j0, ldb, 1, kc, nc);
+                for (int i1 = 0; i1 < m; i1 += MC) {
+                    int mc = Math.min(MC, m - i1);
+                    // A^T (mc x kc) into row panels of MR: element (i, k) at a[ao + (p0 + k)*lda + i1 + i]
+                    packA(buf.a, a, ao + p0 * lda + i1, 1, lda, mc, kc);
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int w = Math.min(NR, nc - jr);
+                        for (int i0 = 0; i0 < mc; i0 += MR) {
+                            int cc = co + (i1 + i0) * ldc + j0 + jr;
+                            if (w == NR) {
+                                kernel(kc, buf.a, i0 * kc, buf.b, jr * kc, c, cc, ldc, true);
+                            } else {
+                                edgeTile(kc, buf.a, i0 * kc, buf.b, jr * kc, c, cc, ldc, true, MR, w, buf.tile);
+                            }
+                        }
                     }
-                    c[co + i * ldc + j] = s;
                 }
             }
         }

@@ -540,9 +540,10 @@ final class FastMhc {
      * ({@link FastGemm#GROUP} tokens) whose tokens are all done so far: the streams' gradient
      * {@code dx = Hres^T dxout + Hpre du + gr x} written once ({@link #streamGradToken}),
      * {@code dx += dh · phi^T}, and, with {@code hpostPrev}, the previous sublayer's
-     * {@code dyPrev = sum_i hpostPrev[i] dx[i]}. A token's rows are read at most VL + GROUP tokens (28 with 16 lanes)
+     * {@code dyPrev = sum_i hpostPrev[i] dx[i]}. The stream part reads a token's rows at most VL + GROUP tokens (28 with 16 lanes)
      * after they were first read (1.1 MB of streams at n*C = 4096, within the L2 cache), so
-     * x and dxout come from memory once and dx is written once. (Steps of 48 tokens, the
+     * x and dxout come from memory once and dx is written once; the dphiT update reads x rows
+     * up to DPHI_TOKENS tokens back (x only, 48 rows). (Steps of 48 tokens, the
      * coefficient part of all 48 before the stream part, spilled the L2 cache at width 1024.)
      * dx may be dxout itself: a token's dxout is read (the dot products) before its dx is
      * written, so dx goes into cache lines just read instead of a second array that has to come
@@ -697,11 +698,13 @@ final class FastMhc {
     }
 
     /**
-     * Tokens per update of the projection's weight gradient in {@link #backward} (three vectors
-     * of tokens): each update reads and writes all of dphiT (M x nC), which at 16 tokens cost
-     * more than the 48 tokens' x rows it reads.
+     * Tokens per update of the projection's weight gradient in {@link #backward} (a multiple of
+     * VL for 4, 8 and 16 lanes): each update reads and writes all of dphiT (M x nC), which at 16
+     * tokens cost more than the tokens' x rows it reads (AVX-512). On AVX2 (8 lanes), 48 tokens
+     * against 24: the whole backward 3% faster at C = 256 and 3% at C = 1024 (alternated in one
+     * JVM); 64 and 96 were no better at C = 256.
      */
-    static final int DPHI_TOKENS = 3 * VL;
+    static final int DPHI_TOKENS = 48;
 
     /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's micro-tile rows. */
     static int projRows(int M) {
