@@ -12,10 +12,10 @@ import jdk.incubator.vector.VectorSpecies;
  * row ranges (on one thread, all rows; see {@link #gemm}), one task each. A task walks K in
  * blocks of {@link #KC}: it packs the KC x nc block of B into column panels of {@link #NR}
  * (k-major, {@code bp[k*NR + j]}) and then, for each {@link #MC} rows of its range, the
- * mc x KC block of A into row panels of
- * {@link #MR} ({@code ap[k*MR + i]}), zero-padding the edges, and runs the
- * MR x NR micro-kernel over every (panel of B, panel of A) pair, B panel outer, so the B panel
- * (KC x NR: 256 x 32 floats = 32 KiB with AVX-512) stays in L1 while the A panels stream from L2.
+ * mc x KC block of A into row panels of {@link #MR} ({@code ap[k*MR + i]}), zero-padding the
+ * edges, and runs the MR x NR micro-kernel over every (panel of B, panel of A) pair, B panel
+ * outer, so the B panel (KC x NR: 256 x 32 floats = 32 KiB with AVX-512) stays in L1 while
+ * the A panels stream from L2.
  * The micro-kernel keeps the MR x NR tile of C in registers: MR*NR/VL = 24 accumulators of
  * the 32 AVX-512 registers, 2 loads of B and MR broadcasts of A per k for 24 FMAs. Packing
  * hides the transposes of the backward products: any stride pattern of A and B packs to the same
