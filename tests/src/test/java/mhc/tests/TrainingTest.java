@@ -9,6 +9,7 @@ import mhc.engine.LanguageModel;
 import mhc.engine.ParamSpec;
 import mhc.engine.data.Corpus;
 import mhc.engine.io.Safetensors;
+import mhc.engine.model.Model;
 import mhc.engine.model.Params;
 import mhc.engine.train.Optimizer;
 import mhc.engine.train.StepRunner;
@@ -18,10 +19,13 @@ import mhc.engine.train.Trainer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.AbstractList;
 import java.util.List;
@@ -32,6 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The training loop: learning, bit-exact resume, atomic checkpoints, the NaN guard, threads. */
@@ -159,6 +164,67 @@ class TrainingTest {
         for (String name : g.names()) {
             Check.close(name, whole.grads().get(name), g.get(name), 1e-6, 1e-4);
         }
+    }
+
+    /**
+     * The data-parallel step on the fast path, where each chunk's backward adds into the shared
+     * gradients stage by stage: the gradient of the whole batch through one model (the same
+     * kernels) up to rounding, on every connection and FFN. A parameter gradient that a backward
+     * overwrote instead of adding to would hold one row's share and fail.
+     */
+    @ParameterizedTest
+    @CsvSource({"residual,dense", "residual,moe", "hc,dense", "hc,moe", "mhc,dense", "mhc,moe"})
+    void fastDataParallelStepAddsEveryRow(String connection, String ffn) {
+        Config cfg = Models.small(connection, ffn).with("batch_size", 3);
+        Params p = Models.perturbed(cfg, 6);
+        int[] batch = Models.tokens(3, 6, 7);
+        Params g = new Params(cfg);
+        double loss;
+        try (StepRunner r = new StepRunner(p, 2, Backend.select("fast"))) {
+            loss = r.step(batch, 3, 6, g, false).loss();
+        }
+        Model whole = new Model(p, Backend.select("fast").newOps());
+        assertEquals(whole.forward(batch, 3, 6), loss, 1e-6);
+        whole.backward();
+        for (String name : g.names()) {
+            Check.close(connection + "-" + ffn + " " + name, whole.grads().get(name), g.get(name), 1e-6, 1e-4);
+        }
+    }
+
+    /** A chunk that fails ends the step with its own error, leaves no thread waiting for it, and the runner still works. */
+    @Test
+    void aFailingChunkEndsTheStepWithItsError() {
+        Config cfg = Models.small("mhc", "dense").with("batch_size", 4);
+        Params p = Models.perturbed(cfg, 2);
+        int[] good = Models.tokens(4, 6, 3);
+        int[] bad = good.clone();
+        bad[2 * 7] = 1_000_000; // chunk 2's first token: outside the embedding
+        try (StepRunner r = new StepRunner(p, 2)) {
+            Params g = new Params(cfg);
+            assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+                RuntimeException e = assertThrows(RuntimeException.class, () -> r.step(bad, 4, 6, g, false));
+                assertTrue(e instanceof ArrayIndexOutOfBoundsException, "the failing chunk's own error, got " + e);
+                // no worker may stay inside the step (it would hold a pool thread for good)
+                long deadline = System.nanoTime() + 5_000_000_000L;
+                while (workersInsideAStep() > 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+                assertEquals(0, workersInsideAStep(), "workers still inside the failed step");
+                double loss = r.step(good, 4, 6, g, false).loss();
+                assertTrue(Double.isFinite(loss), "loss " + loss);
+            });
+        }
+    }
+
+    private static int workersInsideAStep() {
+        int inside = 0;
+        for (Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
+            if (e.getKey().getName().equals("mhc-worker")
+                    && java.util.Arrays.stream(e.getValue()).anyMatch(f -> f.getClassName().startsWith(StepRunner.class.getName()))) {
+                inside++;
+            }
+        }
+        return inside;
     }
 
     @Test

@@ -81,38 +81,33 @@ public final class StepRunner implements AutoCloseable {
         Gains[] chunkGains = new Gains[B];
         String[] nonFinite = new String[B];
         AtomicInteger next = new AtomicInteger();
-        int[] added = {0}; // chunks whose gradients are in the total; guarded by itself
+        ChunkOrder added = new ChunkOrder();
         run(worker -> {
             Model m = replicas[worker];
             int[] row = new int[T + 1];
-            for (int c = next.getAndIncrement(); c < B; c = next.getAndIncrement()) {
-                System.arraycopy(batch, c * (T + 1), row, 0, T + 1);
-                m.forward(row, 1, T);
-                nonFinite[c] = Double.isFinite(m.loss()) ? null : m.firstNonFinite();
-                chunkLoss[c] = m.lossSum();
-                if (withGains) {
-                    chunkGains[c] = m.gains();
-                }
-                if (cfg.isMoe()) {
-                    chunkLoads[c] = new int[L2][];
-                    for (int l = 1; l < L2; l += 2) {
-                        chunkLoads[c][l] = m.expertLoads(l);
+            try {
+                for (int c = next.getAndIncrement(); c < B; c = next.getAndIncrement()) {
+                    System.arraycopy(batch, c * (T + 1), row, 0, T + 1);
+                    m.forward(row, 1, T);
+                    nonFinite[c] = Double.isFinite(m.loss()) ? null : m.firstNonFinite();
+                    chunkLoss[c] = m.lossSum();
+                    if (withGains) {
+                        chunkGains[c] = m.gains();
                     }
-                }
-                m.backward(total);
-                synchronized (added) {
-                    while (added[0] != c) {
-                        try {
-                            added.wait();
-                        } catch (InterruptedException e) {
-                            Thread.currentThread().interrupt();
-                            throw new IllegalStateException("interrupted", e);
+                    if (cfg.isMoe()) {
+                        chunkLoads[c] = new int[L2][];
+                        for (int l = 1; l < L2; l += 2) {
+                            chunkLoads[c][l] = m.expertLoads(l);
                         }
                     }
+                    m.backward(total);
+                    added.awaitTurn(c);
                     addInto(grads, m.grads());
-                    added[0]++;
-                    added.notifyAll();
+                    added.done();
                 }
+            } catch (RuntimeException | Error e) {
+                added.abort(); // a chunk that never arrives must not leave the others waiting for it
+                throw e;
             }
         });
         double loss = 0;
@@ -215,6 +210,7 @@ public final class StepRunner implements AutoCloseable {
             int worker = w;
             fs.add(pool.submit(() -> work.run(worker)));
         }
+        Throwable failure = null; // the first cause, not a chunk that stopped because of it
         for (Future<?> f : fs) {
             try {
                 f.get();
@@ -222,11 +218,58 @@ public final class StepRunner implements AutoCloseable {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted", e);
             } catch (ExecutionException e) {
-                Throwable c = e.getCause();
-                if (c instanceof RuntimeException re) {
-                    throw re;
+                if (failure == null || failure instanceof ChunkOrder.Aborted) {
+                    failure = e.getCause();
                 }
-                throw new IllegalStateException(c);
+            }
+        }
+        if (failure instanceof RuntimeException re) {
+            throw re;
+        }
+        if (failure instanceof Error err) {
+            throw err;
+        }
+        if (failure != null) {
+            throw new IllegalStateException(failure);
+        }
+    }
+
+    /**
+     * Chunks whose gradients are in the step's total: chunk c adds its own after chunk c-1.
+     * When a chunk fails, {@link #abort} wakes the chunks waiting behind it, which then stop too.
+     */
+    private static final class ChunkOrder {
+        private int added; // guarded by this
+        private boolean aborted;
+
+        synchronized void awaitTurn(int chunk) {
+            while (added != chunk) {
+                if (aborted) {
+                    throw new Aborted();
+                }
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted", e);
+                }
+            }
+        }
+
+        synchronized void done() {
+            added++;
+            notifyAll();
+        }
+
+        synchronized void abort() {
+            aborted = true;
+            notifyAll();
+        }
+
+        /** What a chunk waiting behind a failed one throws; the step reports the failure itself. */
+        static final class Aborted extends IllegalStateException {
+            Aborted() {
+                super("another chunk of the step failed");
             }
         }
     }
