@@ -30,6 +30,7 @@ public final class Model {
     private final Ops ops;
     private final Params params;
     private final Params grads;
+    private Params into; // where the running backward writes its gradients: grads, or a caller's set
     private final int C, n, L2, H, V, nn, M;
     private final boolean packedMoe; // MoE in the packed form (Moe.moePack): fixed shapes, for a device
 
@@ -393,22 +394,31 @@ public final class Model {
      * batch in the mean loss of a larger batch split into parts (data-parallel training).
      */
     public void backward(int totalTokens) {
+        backward(totalTokens, grads);
+    }
+
+    /**
+     * {@link #backward(int)} into another set of gradients of this config (zeroed first): a
+     * data-parallel replica that fills one set while the step adds up another.
+     */
+    public void backward(int totalTokens, Params into) {
         if (subs == null) {
             throw new IllegalStateException("backward() before forward()");
         }
-        for (String name : grads.names()) {
-            float[] g = grads.get(name);
+        this.into = into;
+        for (String name : into.names()) {
+            float[] g = into.get(name);
             ops.zero(g, g.length);
         }
         ops.scope("head");
         float[] dlogits = zeros("dlogits", N * V);
         ops.crossEntropyBackward(dlogits, probs, targets, 1f / totalTokens, N, V);
-        ops.matmulBackwardWeight(grads.get("head"), af, dlogits, 0, N, C, V);
+        ops.matmulBackwardWeight(into.get("head"), af, dlogits, 0, N, C, V);
         float[] daf = zeros("daf", N * C);
         ops.matmulBackwardInput(daf, dlogits, params.get("head"), 0, N, C, V);
         float[] duf = zeros("duf", N * C);
         ops.rmsnormBackward(duf, daf, uf, params.get("final_norm"), rstdf, N, C);
-        ops.rmsnormWeightBackward(grads.get("final_norm"), daf, uf, rstdf, N, C);
+        ops.rmsnormWeightBackward(into.get("final_norm"), daf, uf, rstdf, N, C);
         float[] dx = zeros("dxA", N * n * C);
         ops.collapseBackward(dx, duf, N, n, C);
         // dx: the gradient of sublayer l's output streams xs[l+1]; dxPrev: of its input streams
@@ -448,15 +458,15 @@ public final class Model {
             }
             float[] du = zeros("du", N * C);
             ops.rmsnormBackward(du, da, s.u, params.get(p + "norm"), s.rstd, N, C);
-            ops.rmsnormWeightBackward(grads.get(p + "norm"), da, s.u, s.rstd, N, C);
+            ops.rmsnormWeightBackward(into.get(p + "norm"), da, s.u, s.rstd, N, C);
             switch (cfg.connection()) {
-                case "mhc" -> ops.mhcBackward(dxPrev, dy, grads.get(p + "mhc.phi"), grads.get(p + "mhc.alpha"),
-                        grads.get(p + "mhc.bias"), dx, du, x, s.y, s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres,
+                case "mhc" -> ops.mhcBackward(dxPrev, dy, into.get(p + "mhc.phi"), into.get(p + "mhc.alpha"),
+                        into.get(p + "mhc.bias"), dx, du, x, s.y, s.hpre, s.hpost, s.hres, s.rms, s.h, s.zres,
                         params.get(p + "mhc.phi"), params.get(p + "mhc.alpha"), l > 0 ? subs[l - 1].hpost : null,
                         N, n, C, cfg.sinkhornIters());
-                case "hc" -> ops.hcPreBackward(dxPrev, grads.get(p + "hc.w_pre"), grads.get(p + "hc.w_post"),
-                        grads.get(p + "hc.w_res"), grads.get(p + "hc.pre"), grads.get(p + "hc.post"), grads.get(p + "hc.res"),
-                        grads.get(p + "hc.scale"), du, dhpost, dhres, x, s.hpre, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres,
+                case "hc" -> ops.hcPreBackward(dxPrev, into.get(p + "hc.w_pre"), into.get(p + "hc.w_post"),
+                        into.get(p + "hc.w_res"), into.get(p + "hc.pre"), into.get(p + "hc.post"), into.get(p + "hc.res"),
+                        into.get(p + "hc.scale"), du, dhpost, dhres, x, s.hpre, s.xbar, s.xrstd, s.tpre, s.tpost, s.tres,
                         params.get(p + "hc.w_pre"), params.get(p + "hc.w_post"), params.get(p + "hc.w_res"),
                         params.get(p + "hc.scale"), N, n, C);
                 default -> ops.aggregateBackwardStreams(dxPrev, du, s.hpre, N, n, C);
@@ -468,11 +478,11 @@ public final class Model {
             }
         }
         ops.scope("embed");
-        ops.embeddingBackward(grads.get("embed"), dx, inputs, N, n, C);
+        ops.embeddingBackward(into.get("embed"), dx, inputs, N, n, C);
     }
 
     private void attentionBackward(Sub s, String p, float[] dy, float[] da) {
-        ops.matmulBackwardWeight(grads.get(p + "wo"), s.o, dy, 0, N, C, C);
+        ops.matmulBackwardWeight(into.get(p + "wo"), s.o, dy, 0, N, C, C);
         float[] dout = zeros("dattOut", N * C);
         ops.matmulBackwardInput(dout, dy, params.get(p + "wo"), 0, N, C, C);
         float[] dq = zeros("dq", N * C);
@@ -507,15 +517,15 @@ public final class Model {
             float[] dye = zeros("dyr", R * C);
             ops.moeCombineBackwardPacked(dye, dgates, dy, s.yr, s.gates, s.order, s.slotOf, R, C, K);
             float[] dg = zeros("dgr", R * F);
-            ops.matmulBackwardWeightGrouped(grads.get(p + "w2"), s.gr, dye, s.offsets, E, F, C);
+            ops.matmulBackwardWeightGrouped(into.get(p + "w2"), s.gr, dye, s.offsets, E, F, C);
             ops.matmulBackwardInputGrouped(dg, dye, params.get(p + "w2"), s.expertOf, R, F, C);
             float[] dh1 = zeros("dh1r", R * F);
             float[] dh3 = zeros("dh3r", R * F);
             ops.swigluBackward(dh1, dh3, dg, s.h1r, s.h3r, R, F);
             float[] din = zeros("dxr", R * C);
-            ops.matmulBackwardWeightGrouped(grads.get(p + "w1"), s.xr, dh1, s.offsets, E, C, F);
+            ops.matmulBackwardWeightGrouped(into.get(p + "w1"), s.xr, dh1, s.offsets, E, C, F);
             ops.matmulBackwardInputGrouped(din, dh1, params.get(p + "w1"), s.expertOf, R, C, F);
-            ops.matmulBackwardWeightGrouped(grads.get(p + "w3"), s.xr, dh3, s.offsets, E, C, F);
+            ops.matmulBackwardWeightGrouped(into.get(p + "w3"), s.xr, dh3, s.offsets, E, C, F);
             ops.matmulBackwardInputGrouped(din, dh3, params.get(p + "w3"), s.expertOf, R, C, F);
             ops.moeGatherBackwardPacked(da, din, s.position, s.sel, N, E, K, C);
         }
@@ -554,7 +564,7 @@ public final class Model {
 
     /** Both gradient products of {@code out = inp · W}: into the parameter W and into {@code dinp}. */
     private void linearBackward(float[] dinp, float[] inp, float[] dout, String w, int wOff, int rows, int in, int out) {
-        ops.matmulBackwardWeight(grads.get(w), inp, dout, wOff, rows, in, out);
+        ops.matmulBackwardWeight(into.get(w), inp, dout, wOff, rows, in, out);
         ops.matmulBackwardInput(dinp, dout, params.get(w), wOff, rows, in, out);
     }
 

@@ -17,10 +17,15 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Forward and backward of a batch on the JVM, split across threads by sequence. Each row of
  * the batch is one chunk; a thread takes the next chunk, runs it on its own model replica
- * (shared parameters, its own activations and gradients), and adds the chunk's gradients to
- * the total <i>in chunk order</i>, waiting for its turn. So the sums, and every number of a
- * run, are the same for any thread count: a chunk is always one row, and the order of the
- * additions is fixed.
+ * (shared parameters, its own activations and gradients), and the chunks' gradients are added
+ * to the total <i>in chunk order</i>. So the sums, and every number of a run, are the same for
+ * any thread count: a chunk is always one row, and the order of the additions is fixed.
+ *
+ * <p>Each replica has up to two sets of gradients: a chunk whose turn to be added has not come
+ * (the chunk before it still runs on another thread) waits in its set while the thread goes on
+ * with the next chunk in the other ({@link OrderedGradientSum}). With one set per replica, a
+ * thread waited for every slower chunk before its own: on a shared 2-core machine 20-100 ms per
+ * wait, several times per gpt-small step.
  *
  * <p>On a device backend that captures passes (TornadoVM), {@link #trainOnDevice}
  * runs a whole training step instead: the batch as one replayed pass on a model of its own,
@@ -32,6 +37,7 @@ public final class StepRunner implements AutoCloseable {
     private final Config cfg;
     private final int threads;
     private final Model[] replicas;
+    private final Params[] spares; // each replica's second set of gradients, made when first needed
     private final ExecutorService pool;
     private final Backend backend;
     private Model devicePass; // trainOnDevice's model: its own buffers, so other passes never resize them
@@ -54,6 +60,7 @@ public final class StepRunner implements AutoCloseable {
         this.threads = threads;
         this.backend = backend;
         this.replicas = new Model[threads];
+        this.spares = new Params[threads];
         for (int i = 0; i < threads; i++) {
             replicas[i] = new Model(params, backend.newOps());
         }
@@ -81,7 +88,7 @@ public final class StepRunner implements AutoCloseable {
         Gains[] chunkGains = new Gains[B];
         String[] nonFinite = new String[B];
         AtomicInteger next = new AtomicInteger();
-        ChunkOrder added = new ChunkOrder();
+        OrderedGradientSum sum = new OrderedGradientSum(grads, B);
         run(worker -> {
             Model m = replicas[worker];
             int[] row = new int[T + 1];
@@ -100,13 +107,15 @@ public final class StepRunner implements AutoCloseable {
                             chunkLoads[c][l] = m.expertLoads(l);
                         }
                     }
-                    m.backward(total);
-                    added.awaitTurn(c);
-                    addInto(grads, m.grads());
-                    added.done();
+                    Params set = sum.freeSet(m.grads(), spares[worker]);
+                    if (set == null) {
+                        spares[worker] = set = new Params(cfg);
+                    }
+                    m.backward(total, set);
+                    sum.submit(c, set);
                 }
             } catch (RuntimeException | Error e) {
-                added.abort(); // a chunk that never arrives must not leave the others waiting for it
+                sum.abort(); // a thread waiting for a free set must not wait for a chunk that never comes
                 throw e;
             }
         });
@@ -218,7 +227,7 @@ public final class StepRunner implements AutoCloseable {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted", e);
             } catch (ExecutionException e) {
-                if (failure == null || failure instanceof ChunkOrder.Aborted) {
+                if (failure == null || failure instanceof OrderedGradientSum.Aborted) {
                     failure = e.getCause();
                 }
             }
@@ -231,56 +240,6 @@ public final class StepRunner implements AutoCloseable {
         }
         if (failure != null) {
             throw new IllegalStateException(failure);
-        }
-    }
-
-    /**
-     * Chunks whose gradients are in the step's total: chunk c adds its own after chunk c-1.
-     * When a chunk fails, {@link #abort} wakes the chunks waiting behind it, which then stop too.
-     */
-    private static final class ChunkOrder {
-        private int added; // guarded by this
-        private boolean aborted;
-
-        synchronized void awaitTurn(int chunk) {
-            while (added != chunk) {
-                if (aborted) {
-                    throw new Aborted();
-                }
-                try {
-                    wait();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted", e);
-                }
-            }
-        }
-
-        synchronized void done() {
-            added++;
-            notifyAll();
-        }
-
-        synchronized void abort() {
-            aborted = true;
-            notifyAll();
-        }
-
-        /** What a chunk waiting behind a failed one throws; the step reports the failure itself. */
-        static final class Aborted extends IllegalStateException {
-            Aborted() {
-                super("another chunk of the step failed");
-            }
-        }
-    }
-
-    private static void addInto(Params total, Params part) {
-        for (String name : total.names()) {
-            float[] t = total.get(name);
-            float[] p = part.get(name);
-            for (int i = 0; i < t.length; i++) {
-                t[i] += p[i];
-            }
         }
     }
 
