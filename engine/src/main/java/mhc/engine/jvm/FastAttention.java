@@ -342,7 +342,11 @@ final class FastAttention {
         for (; x + 2 <= nv; x += 2) {
             int r = 0;
             for (; r + 4 <= rows; r += 4) {
-                block4x2(out, oOff + r * ldo + x * VL, ldo, a, aOff + r * ars, ars, acs, depth, bm, bOff + x * VL, ldb, acc);
+                if (acs == 1) {
+                    block4x2Rows(out, oOff + r * ldo + x * VL, ldo, a, aOff + r * ars, ars, depth, bm, bOff + x * VL, ldb, acc);
+                } else {
+                    block4x2(out, oOff + r * ldo + x * VL, ldo, a, aOff + r * ars, ars, acs, depth, bm, bOff + x * VL, ldb, acc);
+                }
             }
             for (; r < rows; r++) {
                 for (int xv = x; xv < x + 2; xv++) {
@@ -475,6 +479,59 @@ final class FastAttention {
             x = FloatVector.broadcast(SP, a[ak + 3 * ars]);
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
+        }
+        c00.intoArray(out, o);
+        c01.intoArray(out, o + VL);
+        c10.intoArray(out, o + ldo);
+        c11.intoArray(out, o + ldo + VL);
+        c20.intoArray(out, o + 2 * ldo);
+        c21.intoArray(out, o + 2 * ldo + VL);
+        c30.intoArray(out, o + 3 * ldo);
+        c31.intoArray(out, o + 3 * ldo + VL);
+    }
+
+    /**
+     * {@link #block4x2} where A's rows are contiguous in k ({@code acs == 1}: the scores times V,
+     * dS times K, Q times K^T): each row's index is k plus a fixed base, so C2 checks A's loads
+     * once per call instead of on every step (with a stride known only at run time it cannot).
+     * Attention forward and backward of one gpt-small head 3-4% faster on AVX2, alternated in
+     * one JVM; the same FMA chains, so the same bits. (A B operand repacked to a constant stride
+     * as well gave nothing measurable.)
+     */
+    private static void block4x2Rows(float[] out, int o, int ldo, float[] a, int ao, int ars, int depth,
+                                     float[] bm, int bo, int ldb, boolean acc) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
+        if (acc) {
+            c00 = FloatVector.fromArray(SP, out, o);
+            c01 = FloatVector.fromArray(SP, out, o + VL);
+            c10 = FloatVector.fromArray(SP, out, o + ldo);
+            c11 = FloatVector.fromArray(SP, out, o + ldo + VL);
+            c20 = FloatVector.fromArray(SP, out, o + 2 * ldo);
+            c21 = FloatVector.fromArray(SP, out, o + 2 * ldo + VL);
+            c30 = FloatVector.fromArray(SP, out, o + 3 * ldo);
+            c31 = FloatVector.fromArray(SP, out, o + 3 * ldo + VL);
+        } else {
+            FloatVector z = FloatVector.zero(SP);
+            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
+        }
+        int r0 = ao, r1 = ao + ars, r2 = ao + 2 * ars, r3 = ao + 3 * ars;
+        int b = bo;
+        for (int k = 0; k < depth; k++) {
+            FloatVector b0 = FloatVector.fromArray(SP, bm, b);
+            FloatVector b1 = FloatVector.fromArray(SP, bm, b + VL);
+            FloatVector x = FloatVector.broadcast(SP, a[r0 + k]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(SP, a[r1 + k]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(SP, a[r2 + k]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(SP, a[r3 + k]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            b += ldb;
         }
         c00.intoArray(out, o);
         c01.intoArray(out, o + VL);
