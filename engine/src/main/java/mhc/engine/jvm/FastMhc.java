@@ -722,6 +722,10 @@ final class FastMhc {
 
     /** Token {@code r} of {@link #mixForward}. */
     static void mixToken(int r, float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int n, int C) {
+        if (n == 4) {
+            mixToken4(r, xout, x, hres, hpost, y, C);
+            return;
+        }
         int bound = SP.loopBound(C);
         int yo = r * C;
         int xo = r * n * C;
@@ -742,6 +746,44 @@ final class FastMhc {
                 for (int j = 0; j < n; j++) {
                     acc = Math.fma(x[xo + j * C + c], hres[ho + j], acc);
                 }
+                xout[oo + c] = acc;
+            }
+        }
+    }
+
+    /**
+     * {@link #mixToken} at n = 4, written out: the four input rows at fixed offsets, so C2 checks
+     * their loads once per call (in the loop over j their index was not a fixed offset plus c),
+     * and each output row's weights broadcast once instead of on every vector. The same
+     * operations in the same order. The mix at 256 tokens, caches flushed first, alternated in
+     * one JVM (AVX2): 184 -> 84 us at C = 256, 683 -> 344 us at C = 1024.
+     */
+    private static void mixToken4(int r, float[] xout, float[] x, float[] hres, float[] hpost, float[] y, int C) {
+        int bound = SP.loopBound(C);
+        int yo = r * C;
+        int x0 = r * 4 * C, x1 = x0 + C, x2 = x1 + C, x3 = x2 + C;
+        for (int i = 0; i < 4; i++) {
+            int oo = x0 + i * C;
+            float hp = hpost[r * 4 + i];
+            int ho = (r * 4 + i) * 4;
+            float h0 = hres[ho], h1 = hres[ho + 1], h2 = hres[ho + 2], h3 = hres[ho + 3];
+            FloatVector w0 = FloatVector.broadcast(SP, h0), w1 = FloatVector.broadcast(SP, h1);
+            FloatVector w2 = FloatVector.broadcast(SP, h2), w3 = FloatVector.broadcast(SP, h3);
+            int c = 0;
+            for (; c < bound; c += VL) {
+                FloatVector acc = FloatVector.fromArray(SP, y, yo + c).mul(hp);
+                acc = FloatVector.fromArray(SP, x, x0 + c).fma(w0, acc);
+                acc = FloatVector.fromArray(SP, x, x1 + c).fma(w1, acc);
+                acc = FloatVector.fromArray(SP, x, x2 + c).fma(w2, acc);
+                acc = FloatVector.fromArray(SP, x, x3 + c).fma(w3, acc);
+                acc.intoArray(xout, oo + c);
+            }
+            for (; c < C; c++) {
+                float acc = y[yo + c] * hp;
+                acc = Math.fma(x[x0 + c], h0, acc);
+                acc = Math.fma(x[x1 + c], h1, acc);
+                acc = Math.fma(x[x2 + c], h2, acc);
+                acc = Math.fma(x[x3 + c], h3, acc);
                 xout[oo + c] = acc;
             }
         }
@@ -789,6 +831,19 @@ final class FastMhc {
         int yo = r * C;
         int xo = r * n * C;
         int c = 0;
+        if (n == 4) { // written out as mixToken4, for the same reasons
+            int x1 = xo + C, x2 = x1 + C, x3 = x2 + C;
+            float h0 = hpost[r * 4];
+            FloatVector w1 = FloatVector.broadcast(SP, hpost[r * 4 + 1]), w2 = FloatVector.broadcast(SP, hpost[r * 4 + 2]),
+                    w3 = FloatVector.broadcast(SP, hpost[r * 4 + 3]);
+            for (; c < bound; c += VL) {
+                FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(h0);
+                acc = FloatVector.fromArray(SP, dxout, x1 + c).fma(w1, acc);
+                acc = FloatVector.fromArray(SP, dxout, x2 + c).fma(w2, acc);
+                acc = FloatVector.fromArray(SP, dxout, x3 + c).fma(w3, acc);
+                (add ? FloatVector.fromArray(SP, dy, yo + c).add(acc) : acc).intoArray(dy, yo + c);
+            }
+        }
         for (; c < bound; c += VL) {
             FloatVector acc = FloatVector.fromArray(SP, dxout, xo + c).mul(hpost[r * n]);
             for (int i = 1; i < n; i++) {
