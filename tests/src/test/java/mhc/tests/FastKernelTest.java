@@ -8,6 +8,7 @@ import mhc.engine.model.Ops;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -169,6 +170,45 @@ class FastKernelTest {
         }
         assertArrayEquals(results[0], results[1], "1 vs 2 threads");
         assertArrayEquals(results[0], results[2], "1 vs 3 threads");
+    }
+
+    /**
+     * While the parameters are held ({@code Ops.holdParameters}, as a training step does), the
+     * fast path packs each weight once and reuses the pack: the same bits as packing per call,
+     * on the second call with other inputs too, with 1 and 2 threads, for two matrices of one
+     * stacked tensor (each its own pack). After {@code releaseParameters} and a change of the
+     * weights, a new hold sees the new weights, not the old pack. The shape spans two K blocks
+     * and two column tiles.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void heldWeightsArePackedOnceWithTheSameBits(int threads) {
+        Random rnd = new Random(41 + threads);
+        int N = 37, IN = 700, OUT = 1030, off2 = IN * OUT + 3;
+        float[] w = gaussF(rnd, 2 * IN * OUT + 3, 1);
+        FastOps perCall = new FastOps(threads), held = new FastOps(threads);
+        held.holdParameters();
+        for (int round = 0; round < 3; round++) {
+            if (round == 2) { // new weights between steps
+                held.releaseParameters();
+                for (int i = 0; i < w.length; i++) {
+                    w[i] = -0.5f * w[i] + 0.25f;
+                }
+                held.holdParameters();
+            }
+            for (int wOff : new int[]{0, off2}) {
+                float[] inp = gaussF(rnd, N * IN, 1), dout = gaussF(rnd, N * OUT, 1), dinp0 = gaussF(rnd, N * IN, 1);
+                float[] ref = new float[N * OUT], got = new float[N * OUT];
+                perCall.matmulForward(ref, inp, w, wOff, N, IN, OUT);
+                held.matmulForward(got, inp, w, wOff, N, IN, OUT);
+                assertArrayEquals(ref, got, "forward, round " + round + ", offset " + wOff);
+                float[] dRef = dinp0.clone(), dGot = dinp0.clone();
+                perCall.matmulBackwardInput(dRef, dout, w, wOff, N, IN, OUT);
+                held.matmulBackwardInput(dGot, dout, w, wOff, N, IN, OUT);
+                assertArrayEquals(dRef, dGot, "input gradient, round " + round + ", offset " + wOff);
+            }
+        }
+        held.releaseParameters();
     }
 
     /**

@@ -81,12 +81,24 @@ public final class FastGemm {
 
     /** {@code out[r][o] = sum_i inp[r][i] w[wOff + i*OUT + o]} (overwrites out). */
     public static void matmulForward(Workers workers, float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
-        gemm(workers, N, OUT, IN, inp, 0, IN, 1, w, wOff, OUT, 1, out, 0, OUT, false);
+        matmulForward(workers, null, out, inp, w, wOff, N, IN, OUT);
+    }
+
+    /** {@link #matmulForward} with W's packed form taken from, or kept in, {@code packs} (may be null). */
+    public static void matmulForward(Workers workers, WeightPacks packs, float[] out, float[] inp, float[] w, int wOff,
+                                     int N, int IN, int OUT) {
+        gemm(workers, N, OUT, IN, inp, 0, IN, 1, w, wOff, OUT, 1, out, 0, OUT, false, packs);
     }
 
     /** {@code dinp[r][i] += sum_o dout[r][o] w[wOff + i*OUT + o]}: B is W transposed. */
     public static void matmulBackwardInput(Workers workers, float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
-        gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true);
+        matmulBackwardInput(workers, null, dinp, dout, w, wOff, N, IN, OUT);
+    }
+
+    /** {@link #matmulBackwardInput} with W^T's packed form taken from, or kept in, {@code packs} (may be null). */
+    public static void matmulBackwardInput(Workers workers, WeightPacks packs, float[] dinp, float[] dout, float[] w, int wOff,
+                                           int N, int IN, int OUT) {
+        gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true, packs);
     }
 
     /**
@@ -136,7 +148,7 @@ public final class FastGemm {
      * panels of NR for {@link #rowsTimesPanels}: panel q at {@code q*NR*K}, zero-padded.
      */
     public static void packPanels(float[] bp, float[] b, int off, int brs, int bcs, int K, int cols) {
-        packB(bp, b, off, brs, bcs, K, cols);
+        packB(bp, 0, b, off, brs, bcs, K, cols);
     }
 
     /**
@@ -258,7 +270,7 @@ public final class FastGemm {
             int kc = Math.min(KC, rows - p0);
             for (int j0 = 0; j0 < cols; j0 += NC) {
                 int nc = Math.min(NC, cols - j0);
-                packB(buf.b, b, bo + p0 * ldb + j0, ldb, 1, kc, nc);
+                packB(buf.b, 0, b, bo + p0 * ldb + j0, ldb, 1, kc, nc);
                 for (int i1 = 0; i1 < m; i1 += MC) {
                     int mc = Math.min(MC, m - i1);
                     // A^T (mc x kc) into row panels of MR: element (i, k) at a[ao + (p0 + k)*lda + i1 + i]
@@ -297,6 +309,18 @@ public final class FastGemm {
                             float[] a, int aOff, int ars, int acs,
                             float[] b, int bOff, int brs, int bcs,
                             float[] c, int cOff, int ldc, boolean accumulate) {
+        gemm(workers, M, N, K, a, aOff, ars, acs, b, bOff, brs, bcs, c, cOff, ldc, accumulate, null);
+    }
+
+    /**
+     * {@link #gemm} where B, while {@code packs} holds (not null and holding), is packed once and
+     * kept there for later calls with the same B: a weight, unchanged during a training step,
+     * that each sequence's products would otherwise pack again.
+     */
+    static void gemm(Workers workers, int M, int N, int K,
+                     float[] a, int aOff, int ars, int acs,
+                     float[] b, int bOff, int brs, int bcs,
+                     float[] c, int cOff, int ldc, boolean accumulate, WeightPacks packs) {
         if (M <= 0 || N <= 0) {
             return;
         }
@@ -328,13 +352,37 @@ public final class FastGemm {
         int tileRows = roundUp((M + ranges - 1) / ranges, MR);
         int mt = tiles(M, tileRows);
         int tileCols = nc, columnTiles = nt;
+        float[] packed = packs == null ? null : packs.packed(b, bOff, brs, bcs, K, N, nc);
         workers.run(mt * nt, task -> {
             int i0 = (task / columnTiles) * tileRows;
-            int j0 = (task % columnTiles) * tileCols;
+            int tile = task % columnTiles;
+            int j0 = tile * tileCols;
             macroTile(Math.min(tileRows, M - i0), Math.min(tileCols, N - j0), K,
                     a, aOff + i0 * ars, ars, acs, b, bOff + j0 * bcs, brs, bcs,
-                    c, cOff + i0 * ldc + j0, ldc, accumulate, BUFFERS.get());
+                    c, cOff + i0 * ldc + j0, ldc, accumulate, BUFFERS.get(),
+                    packed, tile * K * roundUp(tileCols, NR));
         });
+    }
+
+    /**
+     * B (K x N) packed as {@link #gemm} packs it for column tiles of nc: tile t's K blocks one
+     * after another from {@code t * K * roundUp(nc, NR)}, each as {@link #packB} writes it.
+     * {@code out} must hold {@link #packedSize}.
+     */
+    static void packAll(float[] out, float[] b, int bOff, int brs, int bcs, int K, int N, int nc) {
+        for (int t = 0, j0 = 0; j0 < N; t++, j0 += nc) {
+            int w = Math.min(nc, N - j0);
+            int base = t * K * roundUp(nc, NR);
+            for (int p0 = 0; p0 < K; p0 += KC) {
+                int kc = Math.min(KC, K - p0);
+                packB(out, base + p0 * roundUp(w, NR), b, bOff + j0 * bcs + p0 * brs, brs, bcs, kc, w);
+            }
+        }
+    }
+
+    /** Floats of {@link #packAll}'s output. */
+    static int packedSize(int K, int N, int nc) {
+        return tiles(N, nc) * K * roundUp(nc, NR);
     }
 
     private static int tiles(int n, int block) {
@@ -354,48 +402,55 @@ public final class FastGemm {
     private static void macroTile(int rows, int nc, int K,
                                   float[] a, int aOff, int ars, int acs,
                                   float[] b, int bOff, int brs, int bcs,
-                                  float[] c, int cOff, int ldc, boolean accumulate, Buffers buf) {
-        float[] bp = buf.b;
+                                  float[] c, int cOff, int ldc, boolean accumulate, Buffers buf,
+                                  float[] packed, int packedOff) {
+        float[] bp = packed != null ? packed : buf.b;
         // One column panel (a skinny product such as mHC's projection to n*n+2n coefficients):
         // each element of A is used once, so packing it would cost as much as the products.
         // Full row panels then read A where it is; only the last partial panel is packed.
         boolean direct = nc <= NR && (ars == 1 || acs == 1);
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = Math.min(KC, K - p0);
-            packB(bp, b, bOff + p0 * brs, brs, bcs, kc, nc);
+            int bpo = 0;
+            if (packed == null) {
+                packB(bp, 0, b, bOff + p0 * brs, brs, bcs, kc, nc);
+            } else {
+                bpo = packedOff + p0 * roundUp(nc, NR);
+            }
             boolean load = accumulate || p0 > 0;
             for (int i0 = 0; i0 < rows; i0 += MC) {
                 rowBlock(Math.min(MC, rows - i0), nc, kc, p0, direct, load, a, aOff + i0 * ars, ars, acs,
-                        c, cOff + i0 * ldc, ldc, buf);
+                        c, cOff + i0 * ldc, ldc, buf, bp, bpo);
             }
         }
     }
 
     /** Rows {@code mc <= MC} of a macro tile against the packed K block of B that starts at depth p0. */
     private static void rowBlock(int mc, int nc, int kc, int p0, boolean direct, boolean load,
-                                 float[] a, int aOff, int ars, int acs, float[] c, int cOff, int ldc, Buffers buf) {
-        float[] ap = buf.a, bp = buf.b;
+                                 float[] a, int aOff, int ars, int acs, float[] c, int cOff, int ldc, Buffers buf,
+                                 float[] bp, int bpo) {
+        float[] ap = buf.a;
         if (direct) {
             int full = mc / MR * MR;
             for (int ir = 0; ir < full; ir += MR) {
                 int ao = aOff + ir * ars + p0 * acs;
                 int co = cOff + ir * ldc;
                 if (nc == NR) {
-                    directKernel(kc, a, ao, ars, acs, bp, c, co, ldc, load);
+                    directKernel(kc, a, ao, ars, acs, bp, bpo, c, co, ldc, load);
                 } else {
-                    directEdge(kc, a, ao, ars, acs, bp, c, co, ldc, load, nc, buf.tile);
+                    directEdge(kc, a, ao, ars, acs, bp, bpo, c, co, ldc, load, nc, buf.tile);
                 }
             }
             if (full < mc) {
                 packA(ap, a, aOff + full * ars + p0 * acs, ars, acs, mc - full, kc);
-                edgeTile(kc, ap, 0, bp, 0, c, cOff + full * ldc, ldc, load, mc - full, nc, buf.tile);
+                edgeTile(kc, ap, 0, bp, bpo, c, cOff + full * ldc, ldc, load, mc - full, nc, buf.tile);
             }
             return;
         }
         packA(ap, a, aOff + p0 * acs, ars, acs, mc, kc);
         for (int jr = 0; jr < nc; jr += NR) {
             int cols = Math.min(NR, nc - jr);
-            int bo = jr * kc; // panel jr/NR starts at (jr/NR) * NR * kc
+            int bo = bpo + jr * kc; // panel jr/NR starts at (jr/NR) * NR * kc
             for (int ir = 0; ir < mc; ir += MR) {
                 int rows = Math.min(MR, mc - ir);
                 int ao = ir * kc;
@@ -410,17 +465,17 @@ public final class FastGemm {
     }
 
     /** A full row panel of unpacked A: {@link #kernelSteps} when A is stored transposed, else {@link #kernelRows}. */
-    private static void directKernel(int kc, float[] a, int ao, int ars, int acs, float[] bp, float[] c, int co,
+    private static void directKernel(int kc, float[] a, int ao, int ars, int acs, float[] bp, int bo, float[] c, int co,
                                      int ldc, boolean load) {
         if (ars == 1) {
-            kernelSteps(kc, a, ao, acs, bp, 0, NR, c, co, ldc, load);
+            kernelSteps(kc, a, ao, acs, bp, bo, NR, c, co, ldc, load);
         } else {
-            kernelRows(kc, a, ao, ars, bp, 0, c, co, ldc, load);
+            kernelRows(kc, a, ao, ars, bp, bo, c, co, ldc, load);
         }
     }
 
     /** {@link #directKernel} for a panel narrower than NR: on a copy of the tile, as {@link #edgeTile}. */
-    private static void directEdge(int kc, float[] a, int ao, int ars, int acs, float[] bp, float[] c, int co,
+    private static void directEdge(int kc, float[] a, int ao, int ars, int acs, float[] bp, int bo, float[] c, int co,
                                    int ldc, boolean load, int cols, float[] tile) {
         if (load) {
             java.util.Arrays.fill(tile, 0f);
@@ -428,7 +483,7 @@ public final class FastGemm {
                 System.arraycopy(c, co + i * ldc, tile, i * NR, cols);
             }
         }
-        directKernel(kc, a, ao, ars, acs, bp, tile, 0, NR, load);
+        directKernel(kc, a, ao, ars, acs, bp, bo, tile, 0, NR, load);
         for (int i = 0; i < MR; i++) {
             System.arraycopy(tile, i * NR, c, co + i * ldc, cols);
         }
@@ -482,10 +537,10 @@ public final class FastGemm {
      * B (kc x nc, element (k,j) at b[off + k*brs + j*bcs]) into column panels of NR: panel q holds
      * columns q*NR.. as {@code bp[q*NR*kc + k*NR + j]}; columns past nc are zero.
      */
-    private static void packB(float[] bp, float[] b, int off, int brs, int bcs, int kc, int nc) {
+    private static void packB(float[] bp, int dst, float[] b, int off, int brs, int bcs, int kc, int nc) {
         for (int q = 0; q < nc; q += NR) {
             int cols = Math.min(NR, nc - q);
-            int base = q * kc;
+            int base = dst + q * kc;
             int src = off + q * bcs;
             if (bcs == 1) {
                 if (cols == NR) {

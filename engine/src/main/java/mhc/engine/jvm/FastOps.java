@@ -45,6 +45,18 @@ public class FastOps extends Ops {
         this.workers = workers;
     }
 
+    private final WeightPacks packs = new WeightPacks();
+
+    @Override
+    public void holdParameters() {
+        packs.hold();
+    }
+
+    @Override
+    public void releaseParameters() {
+        packs.release();
+    }
+
     public int threads() {
         return workers.threads();
     }
@@ -63,12 +75,12 @@ public class FastOps extends Ops {
 
     @Override
     public void matmulForward(float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
-        FastGemm.matmulForward(workers, out, inp, w, wOff, N, IN, OUT);
+        FastGemm.matmulForward(workers, packs, out, inp, w, wOff, N, IN, OUT);
     }
 
     @Override
     public void matmulBackwardInput(float[] dinp, float[] dout, float[] w, int wOff, int N, int IN, int OUT) {
-        FastGemm.matmulBackwardInput(workers, dinp, dout, w, wOff, N, IN, OUT);
+        FastGemm.matmulBackwardInput(workers, packs, dinp, dout, w, wOff, N, IN, OUT);
     }
 
     @Override

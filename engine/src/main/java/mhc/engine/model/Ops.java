@@ -295,6 +295,19 @@ public class Ops {
         return a;
     }
 
+    /**
+     * Until {@link #releaseParameters}, the parameters given to this instance's calls do not
+     * change (a training step holds them while its replicas run): a backend may keep what it
+     * derives from them and reuse it across calls (the fast path keeps each weight packed for
+     * its GEMM instead of packing it for every sequence). Here, nothing.
+     */
+    public void holdParameters() {
+    }
+
+    /** The parameters may change from now on: what was derived from them is stale. */
+    public void releaseParameters() {
+    }
+
     /** {@code a[0..size) = 0}: a kernel like the others, so that a device backend clears its own copy. */
     public void zero(float[] a, int size) {
         Arrays.fill(a, 0, size, 0f);

@@ -4,6 +4,7 @@ import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.model.Gains;
 import mhc.engine.model.Model;
+import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
 
 import java.util.ArrayList;
@@ -37,6 +38,7 @@ public final class StepRunner implements AutoCloseable {
     private final Config cfg;
     private final int threads;
     private final Model[] replicas;
+    private final Ops[] replicaOps;
     private final Params[] spares; // each replica's second set of gradients, made when first needed
     private final ExecutorService pool;
     private final Backend backend;
@@ -60,9 +62,11 @@ public final class StepRunner implements AutoCloseable {
         this.threads = threads;
         this.backend = backend;
         this.replicas = new Model[threads];
+        this.replicaOps = new Ops[threads];
         this.spares = new Params[threads];
         for (int i = 0; i < threads; i++) {
-            replicas[i] = new Model(params, backend.newOps());
+            replicaOps[i] = backend.newOps();
+            replicas[i] = new Model(params, replicaOps[i]);
         }
         this.pool = threads > 1 ? Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "mhc-worker");
@@ -209,15 +213,29 @@ public final class StepRunner implements AutoCloseable {
         void run(int worker);
     }
 
+    /**
+     * Runs {@code work} on every replica, each on its own thread, with the parameters held
+     * fixed for the replica's operations while it runs ({@link Ops#holdParameters}: they do not
+     * change during a step, so a backend may reuse what it derives from them, such as packed
+     * weights, across the replica's sequences).
+     */
     private void run(Work work) {
+        Work held = worker -> {
+            replicaOps[worker].holdParameters();
+            try {
+                work.run(worker);
+            } finally {
+                replicaOps[worker].releaseParameters();
+            }
+        };
         if (pool == null) {
-            work.run(0);
+            held.run(0);
             return;
         }
         List<Future<?>> fs = new ArrayList<>();
         for (int w = 0; w < threads; w++) {
             int worker = w;
-            fs.add(pool.submit(() -> work.run(worker)));
+            fs.add(pool.submit(() -> held.run(worker)));
         }
         Throwable failure = null; // the first cause, not a chunk that stopped because of it
         for (Future<?> f : fs) {
