@@ -276,8 +276,11 @@ public class FastOps extends Ops {
         int M = n * n + 2 * n;
         float[] panels = phiN;
         if (!FastMhc.projectionInPlace(M)) {
-            panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
-            FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
+            panels = packs.panels(phiN, 0, M, 1, K, M);
+            if (panels == null) {
+                panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
+                FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
+            }
         }
         FastMhc.mixPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, zresN, rmsN, hN, panels, alphaN, biasN,
                 scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
@@ -296,8 +299,11 @@ public class FastOps extends Ops {
                             int N, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
-        float[] panels = scratch("fast.phiTPanels", FastGemm.panelsSize(M, K));
-        FastGemm.packPanels(panels, phi, 0, 1, M, M, K); // phi^T: (m, k) at phi[k*M + m]
+        float[] panels = packs.panels(phi, 0, 1, M, M, K); // phi^T: (m, k) at phi[k*M + m]
+        if (panels == null) {
+            panels = scratch("fast.phiTPanels", FastGemm.panelsSize(M, K));
+            FastGemm.packPanels(panels, phi, 0, 1, M, M, K);
+        }
         float[] workDz = scratch("fast.mhcWorkDz", N * M);
         float[] workDh = scratch("fast.mhcWorkDh", N * M);
         int Mp = FastMhc.projRows(M);

@@ -18,18 +18,18 @@ import java.util.List;
  */
 final class WeightPacks {
     private static final class Pack {
-        final int off, brs, bcs, K, N, nc;
+        final int off, brs, bcs, K, N, nc; // nc 0: FastGemm.packPanels' layout
         final float[] data;
         boolean fresh;
 
-        Pack(int off, int brs, int bcs, int K, int N, int nc) {
+        Pack(int off, int brs, int bcs, int K, int N, int nc, int size) {
             this.off = off;
             this.brs = brs;
             this.bcs = bcs;
             this.K = K;
             this.N = N;
             this.nc = nc;
-            this.data = new float[FastGemm.packedSize(K, N, nc)];
+            this.data = new float[size];
         }
 
         boolean is(int off, int brs, int bcs, int K, int N, int nc) {
@@ -62,6 +62,15 @@ final class WeightPacks {
 
     /** B (K x N at b[bOff + k*brs + j*bcs]) packed for column tiles of nc, or null when not holding. */
     float[] packed(float[] b, int bOff, int brs, int bcs, int K, int N, int nc) {
+        return get(b, bOff, brs, bcs, K, N, nc);
+    }
+
+    /** B packed by {@link FastGemm#packPanels} (mHC's phi for the fused kernels), or null when not holding. */
+    float[] panels(float[] b, int bOff, int brs, int bcs, int K, int N) {
+        return get(b, bOff, brs, bcs, K, N, 0);
+    }
+
+    private float[] get(float[] b, int bOff, int brs, int bcs, int K, int N, int nc) {
         if (!holding) {
             return null;
         }
@@ -74,16 +83,20 @@ final class WeightPacks {
             }
         }
         if (pack == null) {
-            long size = FastGemm.packedSize(K, N, nc);
+            int size = nc == 0 ? FastGemm.panelsSize(K, N) : FastGemm.packedSize(K, N, nc);
             if (4 * (floats + size) > BUDGET_BYTES) {
                 return null; // packed per call, as without a hold
             }
-            pack = new Pack(bOff, brs, bcs, K, N, nc);
+            pack = new Pack(bOff, brs, bcs, K, N, nc, size);
             list.add(pack);
             floats += size;
         }
         if (!pack.fresh) {
-            FastGemm.packAll(pack.data, b, bOff, brs, bcs, K, N, nc);
+            if (nc == 0) {
+                FastGemm.packPanels(pack.data, b, bOff, brs, bcs, K, N);
+            } else {
+                FastGemm.packAll(pack.data, b, bOff, brs, bcs, K, N, nc);
+            }
             pack.fresh = true;
         }
         return pack.data;
