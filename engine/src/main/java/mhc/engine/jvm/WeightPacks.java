@@ -1,5 +1,7 @@
 package mhc.engine.jvm;
 
+import mhc.engine.Heap;
+
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -13,8 +15,8 @@ import java.util.List;
  * reused by the later ones; {@link #release} marks every pack stale, and the next hold packs
  * again into the same array (the weights change between steps). The same packing as
  * {@link FastGemm#gemm} does per call, so the same bits. Memory: up to two packed copies of
- * each weight (W for the forward, W^T for the input gradient), padded to whole panels, within
- * {@link #BUDGET_BYTES}. One instance per {@link FastOps}; not for concurrent callers.
+ * each weight (W for the forward, W^T for the input gradient), padded to whole panels, each made only while the
+ * heap has room for it ({@link Heap#hasRoomFor}; weights past that are packed per call). One instance per {@link FastOps}; not for concurrent callers.
  */
 final class WeightPacks {
     private static final class Pack {
@@ -37,15 +39,8 @@ final class WeightPacks {
         }
     }
 
-    /**
-     * Bytes of packs one instance keeps at most: an eighth of the maximum heap (gpt-small needs
-     * about 40 MB per replica, width 1024 about 620 MB); weights past it are packed per call.
-     */
-    static final long BUDGET_BYTES = Runtime.getRuntime().maxMemory() / 8;
-
     private final IdentityHashMap<float[], List<Pack>> packs = new IdentityHashMap<>();
     private boolean holding;
-    private long floats; // in all packs
 
     void hold() {
         holding = true;
@@ -84,12 +79,11 @@ final class WeightPacks {
         }
         if (pack == null) {
             int size = nc == 0 ? FastGemm.panelsSize(K, N) : FastGemm.packedSize(K, N, nc);
-            if (4 * (floats + size) > BUDGET_BYTES) {
+            if (!Heap.hasRoomFor(4L * size)) {
                 return null; // packed per call, as without a hold
             }
             pack = new Pack(bOff, brs, bcs, K, N, nc, size);
             list.add(pack);
-            floats += size;
         }
         if (!pack.fresh) {
             if (nc == 0) {

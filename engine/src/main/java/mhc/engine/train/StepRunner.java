@@ -2,6 +2,7 @@ package mhc.engine.train;
 
 import mhc.engine.Backend;
 import mhc.engine.Config;
+import mhc.engine.Heap;
 import mhc.engine.model.Gains;
 import mhc.engine.model.Model;
 import mhc.engine.model.Ops;
@@ -112,8 +113,9 @@ public final class StepRunner implements AutoCloseable {
                         }
                     }
                     Params set = sum.freeSet(m.grads(), spares[worker]);
-                    if (set == null) {
-                        spares[worker] = set = new Params(cfg);
+                    if (set == null) { // the first set still waits to be added: a second, if the heap has room
+                        set = Heap.hasRoomFor(4L * grads.count()) ? (spares[worker] = new Params(cfg))
+                                : sum.freeSet(m.grads(), m.grads());
                     }
                     m.backward(total, set);
                     sum.submit(c, set);
