@@ -85,7 +85,7 @@ public final class FastGemm {
     }
 
     /** {@link #matmulForward} with W's packed form taken from, or kept in, {@code packs} (may be null). */
-    public static void matmulForward(Workers workers, WeightPacks packs, float[] out, float[] inp, float[] w, int wOff,
+    static void matmulForward(Workers workers, WeightPacks packs, float[] out, float[] inp, float[] w, int wOff,
                                      int N, int IN, int OUT) {
         gemm(workers, N, OUT, IN, inp, 0, IN, 1, w, wOff, OUT, 1, out, 0, OUT, false, packs);
     }
@@ -96,7 +96,7 @@ public final class FastGemm {
     }
 
     /** {@link #matmulBackwardInput} with W^T's packed form taken from, or kept in, {@code packs} (may be null). */
-    public static void matmulBackwardInput(Workers workers, WeightPacks packs, float[] dinp, float[] dout, float[] w, int wOff,
+    static void matmulBackwardInput(Workers workers, WeightPacks packs, float[] dinp, float[] dout, float[] w, int wOff,
                                            int N, int IN, int OUT) {
         gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true, packs);
     }

@@ -10,13 +10,14 @@ import java.util.List;
  * Weights packed for {@link FastGemm}, kept between calls while the caller holds the parameters
  * fixed ({@link mhc.engine.model.Ops#holdParameters}): a training replica multiplies every
  * weight once per sequence, forward and in the input gradient, and without this packs it each
- * time (about 5% of a gpt-small step on AVX2; with the packs kept, 4-9% less CPU time per step
- * at gpt-small and at width 1024, alternated step by step in one run). A pack is made at the first call of a hold and
- * reused by the later ones; {@link #release} marks every pack stale, and the next hold packs
- * again into the same array (the weights change between steps). The same packing as
- * {@link FastGemm#gemm} does per call, so the same bits. Memory: up to two packed copies of
- * each weight (W for the forward, W^T for the input gradient), padded to whole panels, each made only while the
- * heap has room for it ({@link Heap#hasRoomFor}; weights past that are packed per call). One instance per {@link FastOps}; not for concurrent callers.
+ * time (about 5% of a gpt-small step on AVX2; with the packs kept, 2-9% less CPU time per step
+ * at gpt-small and at width 1024, alternated step by step in one run). A pack is made at the
+ * first call of a hold and reused by the later ones; {@link #release} marks every pack stale,
+ * and the next hold packs again into the same array (the weights change between steps). The
+ * same packing as {@link FastGemm#gemm} does per call, so the same bits. Memory: up to two
+ * packed copies of each weight (W for the forward, W^T for the input gradient), padded to whole
+ * panels, each made only while the heap has room for it ({@link Heap#hasRoomFor}; weights past
+ * that are packed per call). One instance per {@link FastOps}; not for concurrent callers.
  */
 final class WeightPacks {
     private static final class Pack {
