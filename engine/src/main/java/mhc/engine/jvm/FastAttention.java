@@ -346,8 +346,10 @@ final class FastAttention {
                     block4x2Transposed(out, oOff + r * ldo + x * VL, ldo, a, aOff + r * ars, depth, bm, bOff + x * VL, ldb, acc);
                 } else if (acs == 1) {
                     block4x2Rows(out, oOff + r * ldo + x * VL, ldo, a, aOff + r * ars, ars, depth, bm, bOff + x * VL, ldb, acc);
-                } else {
-                    block4x2(out, oOff + r * ldo + x * VL, ldo, a, aOff + r * ars, ars, acs, depth, bm, bOff + x * VL, ldb, acc);
+                } else { // other strides (no caller uses them): the same FMA chains, a vector at a time
+                    for (int xv = x; xv < x + 2; xv++) {
+                        block4x1(out, oOff + r * ldo + xv * VL, ldo, a, aOff + r * ars, ars, acs, depth, bm, bOff + xv * VL, ldb, acc);
+                    }
                 }
             }
             for (; r < rows; r++) {
@@ -448,57 +450,14 @@ final class FastAttention {
         c33.intoArray(out, o + 3 * ldo + 3 * VL);
     }
 
-    private static void block4x2(float[] out, int o, int ldo, float[] a, int ao, int ars, int acs, int depth,
-                                 float[] bm, int bo, int ldb, boolean acc) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
-        if (acc) {
-            c00 = FloatVector.fromArray(SP, out, o);
-            c01 = FloatVector.fromArray(SP, out, o + VL);
-            c10 = FloatVector.fromArray(SP, out, o + ldo);
-            c11 = FloatVector.fromArray(SP, out, o + ldo + VL);
-            c20 = FloatVector.fromArray(SP, out, o + 2 * ldo);
-            c21 = FloatVector.fromArray(SP, out, o + 2 * ldo + VL);
-            c30 = FloatVector.fromArray(SP, out, o + 3 * ldo);
-            c31 = FloatVector.fromArray(SP, out, o + 3 * ldo + VL);
-        } else {
-            FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
-        }
-        for (int k = 0; k < depth; k++) {
-            int b = bo + k * ldb;
-            FloatVector b0 = FloatVector.fromArray(SP, bm, b);
-            FloatVector b1 = FloatVector.fromArray(SP, bm, b + VL);
-            int ak = ao + k * acs;
-            FloatVector x = FloatVector.broadcast(SP, a[ak]);
-            c00 = x.fma(b0, c00);
-            c01 = x.fma(b1, c01);
-            x = FloatVector.broadcast(SP, a[ak + ars]);
-            c10 = x.fma(b0, c10);
-            c11 = x.fma(b1, c11);
-            x = FloatVector.broadcast(SP, a[ak + 2 * ars]);
-            c20 = x.fma(b0, c20);
-            c21 = x.fma(b1, c21);
-            x = FloatVector.broadcast(SP, a[ak + 3 * ars]);
-            c30 = x.fma(b0, c30);
-            c31 = x.fma(b1, c31);
-        }
-        c00.intoArray(out, o);
-        c01.intoArray(out, o + VL);
-        c10.intoArray(out, o + ldo);
-        c11.intoArray(out, o + ldo + VL);
-        c20.intoArray(out, o + 2 * ldo);
-        c21.intoArray(out, o + 2 * ldo + VL);
-        c30.intoArray(out, o + 3 * ldo);
-        c31.intoArray(out, o + 3 * ldo + VL);
-    }
-
     /**
-     * {@link #block4x2} where A's rows are contiguous in k ({@code acs == 1}: the scores times V,
-     * dS times K, Q times K^T): each row's index is k plus a fixed base, so C2 checks A's loads
-     * once per call instead of on every step (with a stride known only at run time it cannot).
-     * Attention forward and backward of one gpt-small head 3-4% faster on AVX2, alternated in
-     * one JVM; the same FMA chains, so the same bits. (A B operand repacked to a constant stride
-     * as well gave nothing measurable.)
+     * A 4 x 2 register block (4 rows of A, 2 vectors of B: 8 accumulators) where A's rows are
+     * contiguous in k ({@code acs == 1}: the scores times V, dS times K, Q times K^T): each row's
+     * index is k plus a fixed base, so C2 checks A's loads once per call instead of on every
+     * step (with a stride known only at run time it cannot). Attention forward and backward of
+     * one gpt-small head 3-4% faster on AVX2 than with the general strides, alternated in one
+     * JVM; the same FMA chains, so the same bits. (A B operand repacked to a constant stride as
+     * well gave nothing measurable.)
      */
     private static void block4x2Rows(float[] out, int o, int ldo, float[] a, int ao, int ars, int depth,
                                      float[] bm, int bo, int ldb, boolean acc) {
@@ -546,7 +505,7 @@ final class FastAttention {
     }
 
     /**
-     * {@link #block4x2} for A read transposed from a block of scores ({@code ars == 1, acs ==
+     * {@link #block4x2Rows} for A read transposed from a block of scores ({@code ars == 1, acs ==
      * BC}: the backward's P^T dO and dS^T Q): A's index is a constant multiple of k, so C2 checks
      * its loads once per call. Attention's backward of one gpt-small head 9% faster on AVX2
      * (alternated in one JVM); the same bits.

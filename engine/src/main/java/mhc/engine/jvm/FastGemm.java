@@ -86,7 +86,7 @@ public final class FastGemm {
 
     /** {@link #matmulForward} with W's packed form taken from, or kept in, {@code packs} (may be null). */
     static void matmulForward(Workers workers, WeightPacks packs, float[] out, float[] inp, float[] w, int wOff,
-                                     int N, int IN, int OUT) {
+                              int N, int IN, int OUT) {
         gemm(workers, N, OUT, IN, inp, 0, IN, 1, w, wOff, OUT, 1, out, 0, OUT, false, packs);
     }
 
@@ -97,7 +97,7 @@ public final class FastGemm {
 
     /** {@link #matmulBackwardInput} with W^T's packed form taken from, or kept in, {@code packs} (may be null). */
     static void matmulBackwardInput(Workers workers, WeightPacks packs, float[] dinp, float[] dout, float[] w, int wOff,
-                                           int N, int IN, int OUT) {
+                                    int N, int IN, int OUT) {
         gemm(workers, N, IN, OUT, dout, 0, OUT, 1, w, wOff, 1, OUT, dinp, 0, IN, true, packs);
     }
 
@@ -534,8 +534,9 @@ public final class FastGemm {
     }
 
     /**
-     * B (kc x nc, element (k,j) at b[off + k*brs + j*bcs]) into column panels of NR: panel q holds
-     * columns q*NR.. as {@code bp[q*NR*kc + k*NR + j]}; columns past nc are zero.
+     * B (kc x nc, element (k,j) at b[off + k*brs + j*bcs]) into column panels of NR from
+     * {@code bp[dst]}: panel q holds columns q*NR.. as {@code bp[dst + q*NR*kc + k*NR + j]};
+     * columns past nc are zero.
      */
     private static void packB(float[] bp, int dst, float[] b, int off, int brs, int bcs, int kc, int nc) {
         for (int q = 0; q < nc; q += NR) {
