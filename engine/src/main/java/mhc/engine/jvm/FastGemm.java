@@ -532,6 +532,19 @@ public final class FastGemm {
                 for (int k = 0; k < kc; k++) {
                     System.arraycopy(a, src + k * acs, ap, base + k * MR, rows);
                 }
+            } else if (acs == 1 && rows == 4 && MR == 4) {
+                // rows of A contiguous in k (the forward and the input gradient), four rows
+                // written out: each load's index is a fixed row start plus k, so C2 checks
+                // the bounds once per call. The forward and input-gradient products of gpt-small
+                // (256 tokens, one thread) 1-3% faster on AVX2, alternated in one JVM.
+                int r0 = src, r1 = src + ars, r2 = src + 2 * ars, r3 = src + 3 * ars;
+                for (int k = 0; k < kc; k++) {
+                    int d = base + 4 * k;
+                    ap[d] = a[r0 + k];
+                    ap[d + 1] = a[r1 + k];
+                    ap[d + 2] = a[r2 + k];
+                    ap[d + 3] = a[r3 + k];
+                }
             } else {
                 for (int k = 0; k < kc; k++) {
                     int s = src + k * acs;
