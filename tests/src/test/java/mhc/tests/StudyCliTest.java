@@ -4,6 +4,13 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import mhc.engine.Config;
+import mhc.engine.data.Corpus;
+import mhc.engine.study.Study;
+import mhc.engine.study.StudyReport;
+import mhc.engine.study.StudyResult;
+import mhc.engine.study.StudySettings;
+import mhc.engine.train.TrainSettings;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -171,6 +178,32 @@ class StudyCliTest {
         assertBad(Cli.run(tiny("--out", file.toString())), "a-file");
         assertBad(Cli.run(tiny("--out", file.resolve("sub").toString())), "--out");
         assertBad(Cli.run(tiny("--steps", "0", "--out", dir.resolve("b8").toString())), "--steps");
+    }
+
+    @Test
+    void withoutPlotsTheJsonAndReportAreWrittenAndTheReportSaysWhy() throws IOException {
+        // What a machine without fonts gets (StudyReport.plotsUnavailable gives the reason there;
+        // checked by hand with the font directories hidden): no PNG, no partial file, a report
+        // that says why instead of linking plots that do not exist.
+        Config base = Config.preset("tiny").with("width", 16).with("blocks", 1).with("heads", 2).with("seq_len", 16)
+                .with("batch_size", 2).with("ffn_hidden", 24);
+        StudySettings settings = new StudySettings(base, List.of("residual", "mhc"), TrainSettings.defaults().withSteps(3),
+                1, 3, 1, List.of(), false, 1);
+        StudyResult result = Study.run(settings, Corpus.load(text), new Study.Listener() {
+        });
+        Path where = dir.resolve("no-plots");
+        StudyReport.prepare(where);
+        String reason = "the JVM finds no fonts (as on a minimal server)";
+        StudyReport.Written w = StudyReport.write(result, where, "mhc study ...", reason);
+        assertEquals(List.of("study.json", "report.md"), w.files());
+        assertEquals(reason, w.plotsSkipped());
+        try (var files = Files.list(where)) {
+            assertEquals(List.of("report.md", "study.json"), files.map(f -> f.getFileName().toString()).sorted().toList());
+        }
+        String report = Files.readString(where.resolve("report.md"));
+        assertTrue(report.contains("Not drawn: " + reason + "."), report);
+        assertFalse(report.contains(".png"), report);
+        assertTrue(report.contains("| mhc |"), "the results table is still there: " + report);
     }
 
     static void assertBad(Cli.Result r, String says) {

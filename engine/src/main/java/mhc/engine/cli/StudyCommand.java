@@ -110,6 +110,10 @@ final class StudyCommand implements Callable<Integer> {
         StudySettings settings = new StudySettings(cfg, conns, ts, gainEvery, evalEvery, evalBatches, iters, sweepTrain, nThreads);
         Path dir = out != null ? out : Path.of("runs", "study-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
         StudyReport.prepare(dir);
+        String noPlots = StudyReport.plotsUnavailable();
+        if (noPlots != null) {
+            System.err.println("mhc study: the plots will be skipped: " + noPlots + "; study.json and report.md are written as usual");
+        }
         Corpus corpus = Corpus.load(data);
         corpus.requireWindow(cfg.seqLen());
         System.err.println("study of " + String.join(", ", conns) + ": " + cfg.summary().replaceFirst("^\\w+/", "")
@@ -117,7 +121,11 @@ final class StudyCommand implements Callable<Integer> {
                 + " with " + nThreads + " threads; output in " + dir);
 
         StudyResult result = Study.run(settings, corpus, new Listener(conns.size()));
-        List<String> files = StudyReport.write(result, dir, "mhc " + String.join(" ", spec.commandLine().getParseResult().originalArgs()));
+        StudyReport.Written written = StudyReport.write(result, dir,
+                "mhc " + String.join(" ", spec.commandLine().getParseResult().originalArgs()), noPlots);
+        if (written.plotsSkipped() != null && noPlots == null) {
+            System.err.println("mhc study: plots not drawn: " + written.plotsSkipped());
+        }
 
         System.out.print(StudyReport.resultsTable(result));
         String ratio = StudyReport.ratioSentence(result);
@@ -128,7 +136,7 @@ final class StudyCommand implements Callable<Integer> {
             System.out.print(StudyReport.sweepTable(result));
         }
         System.out.printf(Locale.ROOT, "study done in %s; wrote %s in %s%n", Progress.duration(result.wallSeconds()),
-                String.join(", ", files), dir);
+                String.join(", ", written.files()), dir);
         return 0;
     }
 

@@ -42,6 +42,23 @@ public final class StudyPlots {
     private StudyPlots() {
     }
 
+    /**
+     * Why this JVM cannot draw the plots, or null when it can: draws a small chart in memory.
+     * A machine without fonts (a minimal server or container image) fails there, with a
+     * message from the JDK's font configuration, as does a runtime without the native AWT
+     * libraries.
+     */
+    static String probe() {
+        try {
+            XYChart c = chart("probe", "x", "y");
+            line(c, "probe", new double[]{1, 2}, new double[]{1, 2}, Color.BLACK, SeriesLines.SOLID, true);
+            BitmapEncoder.getBufferedImage(c);
+            return null;
+        } catch (RuntimeException | LinkageError e) {
+            return StudyReport.drawingFailure(e);
+        }
+    }
+
     /** Writes the plots into {@code dir}; returns the file names written. */
     public static List<String> write(StudyResult r, Path dir) {
         List<String> out = new ArrayList<>();
@@ -303,6 +320,9 @@ public final class StudyPlots {
         try {
             try (OutputStream os = Files.newOutputStream(tmp)) {
                 BitmapEncoder.saveBitmap(c, os, BitmapEncoder.BitmapFormat.PNG);
+            } catch (RuntimeException | LinkageError e) {
+                Files.deleteIfExists(tmp); // drawing failed (see probe): leave no partial file
+                throw e;
             }
             Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {

@@ -51,16 +51,54 @@ public final class StudyReport {
         }
     }
 
-    /** Writes everything into {@code dir}; {@code command} is the command line shown in the report. */
-    public static List<String> write(StudyResult r, Path dir, String command) {
+    /**
+     * Why the plots cannot be drawn on this machine (no fonts, no AWT in the Java runtime), or
+     * null when they can. Asked before a study trains, so that the user hears it at the start.
+     */
+    public static String plotsUnavailable() {
+        try {
+            return StudyPlots.probe();
+        } catch (LinkageError e) { // StudyPlots itself did not load: no java.desktop module
+            return "this Java runtime has no AWT (" + e + ")";
+        }
+    }
+
+    /** A one-line reason for a failure to draw the plots, with what to do where the cause is known. */
+    static String drawingFailure(Throwable e) {
+        String msg = String.valueOf(e.getMessage());
+        if (msg.toLowerCase(Locale.ROOT).contains("font")) {
+            return "the JVM finds no fonts (" + msg + "); install fontconfig and a font (Debian: fontconfig fonts-dejavu-core)";
+        }
+        return "the JVM cannot draw charts here (" + e + ")";
+    }
+
+    /** What {@link #write} wrote; {@code plotsSkipped}: why there are no plots, or null. */
+    public record Written(List<String> files, String plotsSkipped) {
+    }
+
+    /**
+     * Writes everything into {@code dir}; {@code command} is the command line shown in the
+     * report. With {@code plotsSkipped} (a reason, from {@link #plotsUnavailable}), or when
+     * drawing fails, the JSON and the report are written without plots and the report says why.
+     */
+    public static Written write(StudyResult r, Path dir, String command, String plotsSkipped) {
         List<String> files = new ArrayList<>();
         writeAtomically(dir.resolve(JSON), r.toJsonString());
         files.add(JSON);
-        List<String> plots = StudyPlots.write(r, dir);
-        writeAtomically(dir.resolve(REPORT), markdown(r, command));
+        List<String> plots = List.of();
+        if (plotsSkipped == null) {
+            try {
+                plots = StudyPlots.write(r, dir);
+            } catch (UncheckedIOException e) {
+                throw e; // a file could not be written: not a drawing problem
+            } catch (RuntimeException | LinkageError e) {
+                plotsSkipped = drawingFailure(e);
+            }
+        }
+        writeAtomically(dir.resolve(REPORT), markdown(r, command, plotsSkipped));
         files.add(REPORT);
         files.addAll(plots);
-        return files;
+        return new Written(files, plotsSkipped);
     }
 
     private static void writeAtomically(Path file, String text) {
@@ -133,7 +171,7 @@ public final class StudyReport {
                 gain(hc.maxCompositeBackward()), gain(mhc.maxCompositeBackward()), gain(ratio[1]));
     }
 
-    static String markdown(StudyResult r, String command) {
+    static String markdown(StudyResult r, String command, String plotsSkipped) {
         StudySettings s = r.settings();
         StringBuilder sb = new StringBuilder();
         sb.append("# Stability study\n\n");
@@ -174,6 +212,11 @@ public final class StudyReport {
             sb.append(sweepTable(r)).append('\n');
         }
         sb.append("## Plots\n\n");
+        if (plotsSkipped != null) {
+            sb.append("Not drawn: ").append(plotsSkipped).append(".\n");
+            sb.append("\nEvery number behind these tables is in `").append(JSON).append("`.\n");
+            return sb.toString();
+        }
         sb.append("- [loss vs step](").append(StudyPlots.LOSS).append(")\n");
         sb.append("- [loss gap vs ").append(r.baseline().name()).append("](").append(StudyPlots.LOSS_GAP).append(")\n");
         sb.append("- [gradient norm](").append(StudyPlots.GRAD_NORM).append(")\n");
