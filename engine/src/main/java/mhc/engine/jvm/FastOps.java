@@ -61,6 +61,13 @@ public class FastOps extends Ops {
         return workers.threads();
     }
 
+    @Override
+    public void close() {
+        if (workers != Workers.SINGLE) {
+            workers.close();
+        }
+    }
+
     /** The width of the fast kernels' vectors in bits (the machine's, or {@code -Dmhc.vector.bits}). */
     public static int vectorBits() {
         return VectorMath.SP.vectorBitSize();

@@ -308,6 +308,10 @@ public class Ops {
     public void releaseParameters() {
     }
 
+    /** Stops the threads this instance runs its calls on, if it has any of its own. Here, none. */
+    public void close() {
+    }
+
     /** {@code a[0..size) = 0}: a kernel like the others, so that a device backend clears its own copy. */
     public void zero(float[] a, int size) {
         Arrays.fill(a, 0, size, 0f);

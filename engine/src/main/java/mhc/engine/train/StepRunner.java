@@ -62,14 +62,20 @@ public final class StepRunner implements AutoCloseable {
         this.cfg = params.config();
         this.threads = threads;
         this.backend = backend;
-        this.replicas = new Model[threads];
-        this.replicaOps = new Ops[threads];
-        this.spares = new Params[threads];
-        for (int i = 0; i < threads; i++) {
-            replicaOps[i] = backend.newOps();
+        // One replica per sequence of a batch at most; threads beyond the batch size go inside
+        // the replicas' calls (the fast path splits GEMM tiles and attention heads over them),
+        // so a machine with more cores than sequences still uses them all. Either way each
+        // sequence is computed the same way, so the numbers do not change.
+        int n = Math.min(threads, Math.max(1, cfg.batchSize()));
+        this.replicas = new Model[n];
+        this.replicaOps = new Ops[n];
+        this.spares = new Params[n];
+        for (int i = 0; i < n; i++) {
+            int inner = threads / n + (i < threads % n ? 1 : 0);
+            replicaOps[i] = inner > 1 ? backend.newOps(inner) : backend.newOps();
             replicas[i] = new Model(params, replicaOps[i]);
         }
-        this.pool = threads > 1 ? Executors.newFixedThreadPool(threads, r -> {
+        this.pool = n > 1 ? Executors.newFixedThreadPool(n, r -> {
             Thread t = new Thread(r, "mhc-worker");
             t.setDaemon(true);
             return t;
@@ -235,7 +241,7 @@ public final class StepRunner implements AutoCloseable {
             return;
         }
         List<Future<?>> fs = new ArrayList<>();
-        for (int w = 0; w < threads; w++) {
+        for (int w = 0; w < replicas.length; w++) {
             int worker = w;
             fs.add(pool.submit(() -> held.run(worker)));
         }
@@ -281,6 +287,9 @@ public final class StepRunner implements AutoCloseable {
     public void close() {
         if (pool != null) {
             pool.shutdownNow();
+        }
+        for (Ops ops : replicaOps) {
+            ops.close();
         }
     }
 }
