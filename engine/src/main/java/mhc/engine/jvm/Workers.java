@@ -2,7 +2,9 @@ package mhc.engine.jvm;
 
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntConsumer;
@@ -25,11 +27,20 @@ public final class Workers implements AutoCloseable {
             throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         }
         this.threads = threads;
-        this.pool = threads > 1 ? Executors.newFixedThreadPool(threads - 1, r -> {
-            Thread t = new Thread(r, "mhc-fast-worker");
-            t.setDaemon(true);
-            return t;
-        }) : null;
+        if (threads > 1) {
+            // Idle threads end after a while: a model that is dropped without close() (a
+            // replica's ops, say) does not keep its threads alive for the rest of the process.
+            ThreadPoolExecutor p = new ThreadPoolExecutor(threads - 1, threads - 1, 30, TimeUnit.SECONDS,
+                    new LinkedBlockingQueue<>(), r -> {
+                Thread t = new Thread(r, "mhc-fast-worker");
+                t.setDaemon(true);
+                return t;
+            });
+            p.allowCoreThreadTimeOut(true);
+            this.pool = p;
+        } else {
+            this.pool = null;
+        }
     }
 
     public int threads() {
