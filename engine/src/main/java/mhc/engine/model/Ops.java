@@ -308,7 +308,10 @@ public class Ops {
     public void releaseParameters() {
     }
 
-    /** Stops the threads this instance runs its calls on, if it has any of its own. Here, none. */
+    /**
+     * Releases what this instance holds besides heap memory, once it is no longer used: the
+     * fast path's own threads, TornadoVM's device memory. Here, nothing.
+     */
     public void close() {
     }
 

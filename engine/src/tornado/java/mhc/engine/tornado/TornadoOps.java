@@ -388,6 +388,7 @@ public class TornadoOps extends Ops {
     }
 
     /** Frees the device memory of every graph. */
+    @Override
     public void close() {
         for (TornadoExecutionPlan p : all) {
             try {
