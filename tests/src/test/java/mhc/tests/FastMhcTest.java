@@ -125,6 +125,19 @@ class FastMhcTest {
         for (int i = 0; i < names.length; i++) {
             same("mixMhcPreForward " + names[i] + tag, coeffs[0][i], coeffs[1][i]);
         }
+        // on three threads (blocks of tokens on different threads): the one-thread bits
+        FastOps threaded = new FastOps(3);
+        {
+            float[] xout = nanF(N * n * C), u = nanF(N * C), hpre = nanF(N * n), hpost = nanF(N * n), hres = nanF(N * nn),
+                    rms = nanF(N), h = nanF(N * M), zres = nanF(N * nn);
+            threaded.mixMhcPreForward(xout, xPrev, hresPrev, hpostPrev, yPrev, u, hpre, hpost, hres, rms, h, zres,
+                    t.phi, t.alpha, t.bias, N, n, C, iters);
+            assertArrayEquals(outs[1], xout, "mixMhcPreForward xout on 3 threads" + tag);
+            float[][] got = {u, hpre, hpost, hres, rms, h, zres};
+            for (int i = 0; i < names.length; i++) {
+                assertArrayEquals(coeffs[1][i], got[i], "mixMhcPreForward " + names[i] + " on 3 threads" + tag);
+            }
+        }
         // the whole backward around the sublayer, both paths from the plain forward's state; with
         // the previous sublayer's Hpost (dyPrev) and without it (the first sublayer)
         float[][] c = coeffs[0];
@@ -154,7 +167,20 @@ class FastMhcTest {
             for (int i = 0; i < gnames.length; i++) {
                 assertArrayEquals(got[1][i], inPlace[i], "mhcBackward in place " + gnames[i] + tag);
             }
+            // in place on three threads: the one-thread bits
+            dx = dxout.clone();
+            dyPrev = first ? null : nanF(N * C);
+            dphi = t.dphi0.clone();
+            dalpha = t.dalpha0.clone();
+            dbias = t.dbias0.clone();
+            threaded.mhcBackward(dx, dyPrev, dphi, dalpha, dbias, dx, t.du, outs[0], y, c[1], c[2], c[3], c[4],
+                    c[5], c[6], t.phi, t.alpha, first ? null : hpostPrev, N, n, C, iters);
+            float[][] onThree = {dx, dphi, dalpha, dbias, first ? new float[0] : dyPrev};
+            for (int i = 0; i < gnames.length; i++) {
+                assertArrayEquals(got[1][i], onThree[i], "mhcBackward in place on 3 threads " + gnames[i] + tag);
+            }
         }
+        threaded.close();
     }
 
     /** HC on the fast path ({@code FastHc}) against the plain composition, every output and gradient. */

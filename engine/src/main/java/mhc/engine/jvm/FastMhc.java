@@ -513,10 +513,24 @@ final class FastMhc {
                               float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] zresN, float[] rmsN,
                               float[] hN, float[] phiPanels, float[] alpha, float[] bias,
                               float[] work, float[] aPad, float[] tile, int N, int n, int C, int iters) {
+        mixPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, zresN, rmsN, hN, phiPanels, alpha, bias,
+                work, aPad, tile, 0, N, n, C, iters);
+    }
+
+    /**
+     * {@link #mixPreForward} for tokens {@code from .. to-1} ({@code from} a multiple of
+     * {@link #TOKEN_BLOCK}): every token's values are computed alone, so ranges can run on
+     * different threads (each with its own {@code work}, {@code aPad} and {@code tile}) with the
+     * same bits.
+     */
+    static void mixPreForward(float[] xout, float[] x, float[] hres, float[] hpost, float[] y,
+                              float[] u, float[] hpreN, float[] hpostN, float[] hresN, float[] zresN, float[] rmsN,
+                              float[] hN, float[] phiPanels, float[] alpha, float[] bias,
+                              float[] work, float[] aPad, float[] tile, int from, int to, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
-        for (int r0 = 0; r0 < N; r0 += FastGemm.GROUP) {
-            int G = Math.min(FastGemm.GROUP, N - r0);
+        for (int r0 = from; r0 < to; r0 += FastGemm.GROUP) {
+            int G = Math.min(FastGemm.GROUP, to - r0);
             for (int r = r0; r < r0 + G; r++) {
                 mixToken(r, xout, x, hres, hpost, y, n, C);
             }
@@ -558,18 +572,36 @@ final class FastMhc {
                          float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
                          float[] rms, float[] h, float[] zres, float[] alpha, float[] phiTPanels, float[] hpostPrev,
                          float[] work, float[] aPad, float[] tile, int N, int n, int C, int iters) {
+        backward(dx, dyPrev, workDz, workDh, dhpost, dhres, dphiT, dhGroup, dxout, du, x, y, hpre, hpost, hres, rms, h,
+                zres, alpha, phiTPanels, hpostPrev, work, aPad, tile, 0, N, n, C, iters);
+    }
+
+    /**
+     * {@link #backward} for tokens {@code from .. to-1} ({@code from} a multiple of
+     * {@link #TOKEN_BLOCK}). With {@code dphiT} null it leaves out the projection's weight
+     * gradient, the one part that sums over the tokens: then ranges can run on different
+     * threads (each with its own scratch) with the same bits, and {@link #dphiColumns} adds that
+     * gradient afterwards.
+     */
+    static void backward(float[] dx, float[] dyPrev, float[] workDz, float[] workDh, float[] dhpost, float[] dhres,
+                         float[] dphiT, float[] dhGroup,
+                         float[] dxout, float[] du, float[] x, float[] y, float[] hpre, float[] hpost, float[] hres,
+                         float[] rms, float[] h, float[] zres, float[] alpha, float[] phiTPanels, float[] hpostPrev,
+                         float[] work, float[] aPad, float[] tile, int from, int to, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
         int Mp = projRows(M);
-        float[] gr = new float[N];
+        float[] gr = new float[to];
         float[] tokenCopy = dx == dxout && n != 4 ? new float[K] : null;
         float[] lanes = new float[(n * n + 2 * n) * VL];
-        float[] duDotX = n == 4 ? new float[N * n] : null;
-        java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
-        int done = 0;     // tokens whose stream gradient is complete
-        int dphiDone = 0; // tokens in dphiT
-        for (int g0 = 0; g0 < N; g0 += VL) {
-            int gEnd = Math.min(g0 + VL, N);
+        float[] duDotX = n == 4 ? new float[to * n] : null;
+        if (dphiT != null) {
+            java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
+        }
+        int done = from;     // tokens whose stream gradient is complete
+        int dphiDone = from; // tokens in dphiT
+        for (int g0 = from; g0 < to; g0 += VL) {
+            int gEnd = Math.min(g0 + VL, to);
             for (int r = g0; r < gEnd; r++) {
                 if (n == 4) {
                     coeffGradToken4(r, dhres, dhpost, duDotX, dxout, x, y, du, lanes, C);
@@ -579,15 +611,17 @@ final class FastMhc {
             }
             preBackwardGroup(g0, gEnd - g0, gr, g0, workDz, workDh, du, duDotX, dhpost, dhres, x,
                     hpre, hpost, rms, h, zres, alpha, work, n, C, iters);
-            for (int r = g0; r < gEnd; r++) {
-                System.arraycopy(workDh, r * M, dhGroup, (r - dphiDone) * Mp, M);
-            }
-            if (gEnd - dphiDone == DPHI_TOKENS || gEnd == N) {
-                FastGemm.addTransposedProduct(gEnd - dphiDone, Mp, K, dhGroup, 0, Mp, x, dphiDone * K, K, dphiT, 0, K);
-                dphiDone = gEnd;
+            if (dphiT != null) {
+                for (int r = g0; r < gEnd; r++) {
+                    System.arraycopy(workDh, r * M, dhGroup, (r - dphiDone) * Mp, M);
+                }
+                if (gEnd - dphiDone == DPHI_TOKENS || gEnd == to) {
+                    FastGemm.addTransposedProduct(gEnd - dphiDone, Mp, K, dhGroup, 0, Mp, x, dphiDone * K, K, dphiT, 0, K);
+                    dphiDone = gEnd;
+                }
             }
             // the streams' gradient on FastGemm's row groups, as far as the tokens are ready
-            while (done < gEnd && (done + FastGemm.GROUP <= gEnd || gEnd == N)) {
+            while (done < gEnd && (done + FastGemm.GROUP <= gEnd || gEnd == to)) {
                 int r0 = done;
                 int G = Math.min(FastGemm.GROUP, gEnd - r0);
                 for (int r = r0; r < r0 + G; r++) {
@@ -705,6 +739,34 @@ final class FastMhc {
      * JVM); 64 and 96 were no better at C = 256.
      */
     static final int DPHI_TOKENS = 48;
+
+    /**
+     * Tokens per task when a call's tokens are split over threads: a multiple of VL (4, 8 or
+     * 16), of {@link FastGemm#GROUP} (4, 8 or 12) and of {@link #DPHI_TOKENS}, so that every
+     * vector of tokens, row group and update of phi's gradient is the same as on one thread.
+     */
+    static final int TOKEN_BLOCK = 48;
+
+    /**
+     * The projection's weight gradient of {@link #backward} ({@code dphiT += dh^T x} over all N
+     * tokens, in the same steps of {@link #DPHI_TOKENS} tokens) for the columns {@code j0 .. j1-1}
+     * of dphiT only: each element is the same FMA chain over the tokens as in the one-thread
+     * sweep, so column ranges can run on different threads with the same bits. {@code dhGroup}:
+     * DPHI_TOKENS * projRows(M) floats of scratch.
+     */
+    static void dphiColumns(float[] dphiT, float[] workDh, float[] x, float[] dhGroup, int N, int n, int C, int j0, int j1) {
+        int K = n * C;
+        int M = n * n + 2 * n;
+        int Mp = projRows(M);
+        java.util.Arrays.fill(dhGroup, 0f); // the padding columns M..Mp stay zero
+        for (int c0 = 0; c0 < N; c0 += DPHI_TOKENS) {
+            int rows = Math.min(DPHI_TOKENS, N - c0);
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(workDh, (c0 + r) * M, dhGroup, r * Mp, M);
+            }
+            FastGemm.addTransposedProduct(rows, Mp, j1 - j0, dhGroup, 0, Mp, x, c0 * K + j0, K, dphiT, j0, K);
+        }
+    }
 
     /** Rows of the transposed projection gradient that {@link #backward} accumulates: M rounded up to FastGemm's micro-tile rows. */
     static int projRows(int M) {

@@ -289,9 +289,33 @@ public class FastOps extends Ops {
                 FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
             }
         }
-        FastMhc.mixPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, zresN, rmsN, hN, panels, alphaN, biasN,
-                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
-                scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
+        int tasks = tokenTasks(N);
+        float[][] work = taskScratch("fast.mhcWork", tasks, FastMhc.workSize(n, iters));
+        float[][] rows = taskScratch("fast.groupRows", tasks, FastGemm.GROUP * Math.max(K, M));
+        float[][] tile = taskScratch("fast.groupTile", tasks, FastGemm.GROUP * 2 * VectorMath.VL);
+        float[] p = panels;
+        workers.run(tasks, t -> {
+            int from = t * FastMhc.TOKEN_BLOCK, to = tasks == 1 ? N : Math.min(N, from + FastMhc.TOKEN_BLOCK);
+            FastMhc.mixPreForward(xout, x, hres, hpost, y, u, hpreN, hpostN, hresN, zresN, rmsN, hN, p, alphaN, biasN,
+                    work[t], rows[t], tile[t], from, to, n, C, iters);
+        });
+    }
+
+    /**
+     * Tasks for a call over N tokens: one on one thread; else blocks of
+     * {@link FastMhc#TOKEN_BLOCK} tokens, whose results do not depend on the split.
+     */
+    private int tokenTasks(int N) {
+        return workers.threads() == 1 ? 1 : (N + FastMhc.TOKEN_BLOCK - 1) / FastMhc.TOKEN_BLOCK;
+    }
+
+    /** One scratch array per task, taken on the calling thread (the scratch map is not for concurrent use). */
+    private float[][] taskScratch(String name, int tasks, int size) {
+        float[][] a = new float[tasks][];
+        for (int t = 0; t < tasks; t++) {
+            a[t] = scratch(t == 0 ? name : name + "#" + t, size);
+        }
+        return a;
     }
 
     @Override
@@ -316,10 +340,33 @@ public class FastOps extends Ops {
         int Mp = FastMhc.projRows(M);
         float[] dphiT = scratch("fast.mhcDphiT", Mp * K);
         java.util.Arrays.fill(dphiT, 0, Mp * K, 0f);
-        FastMhc.backward(dx, dyPrev, workDz, workDh, scratch("fast.mhcDhpost", N * n), scratch("fast.mhcDhres", N * n * n),
-                dphiT, scratch("fast.mhcDhGroup", FastMhc.DPHI_TOKENS * Mp), dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, panels, hpostPrev,
-                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), scratch("fast.groupRows", FastGemm.GROUP * Math.max(K, M)),
-                scratch("fast.groupTile", FastGemm.GROUP * 2 * VectorMath.VL), N, n, C, iters);
+        float[] dhpost = scratch("fast.mhcDhpost", N * n), dhres = scratch("fast.mhcDhres", N * n * n);
+        int tasks = tokenTasks(N);
+        float[][] work = taskScratch("fast.mhcWork", tasks, FastMhc.workSize(n, iters));
+        float[][] rows = taskScratch("fast.groupRows", tasks, FastGemm.GROUP * Math.max(K, M));
+        float[][] tile = taskScratch("fast.groupTile", tasks, FastGemm.GROUP * 2 * VectorMath.VL);
+        float[] p = panels;
+        if (tasks == 1) {
+            FastMhc.backward(dx, dyPrev, workDz, workDh, dhpost, dhres, dphiT, scratch("fast.mhcDhGroup", FastMhc.DPHI_TOKENS * Mp),
+                    dxout, du, x, y, hpre, hpost, hres, rms, h, zres, alpha, p, hpostPrev, work[0], rows[0], tile[0], N, n, C, iters);
+        } else {
+            // the per-token work by blocks of tokens, then phi's gradient (a sum over the tokens)
+            // by ranges of its columns: the same bits as the one-thread sweep
+            workers.run(tasks, t -> {
+                int from = t * FastMhc.TOKEN_BLOCK, to = Math.min(N, from + FastMhc.TOKEN_BLOCK);
+                FastMhc.backward(dx, dyPrev, workDz, workDh, dhpost, dhres, null, null, dxout, du, x, y, hpre, hpost, hres,
+                        rms, h, zres, alpha, p, hpostPrev, work[t], rows[t], tile[t], from, to, n, C, iters);
+            });
+            int colTasks = Math.min(workers.threads(), (K + FastGemm.NR - 1) / FastGemm.NR);
+            int width = (K / colTasks + FastGemm.NR - 1) / FastGemm.NR * FastGemm.NR;
+            float[][] dhGroup = taskScratch("fast.mhcDhGroup", colTasks, FastMhc.DPHI_TOKENS * Mp);
+            workers.run(colTasks, t -> {
+                int j0 = Math.min(K, t * width), j1 = t == colTasks - 1 ? K : Math.min(K, j0 + width);
+                if (j0 < j1) {
+                    FastMhc.dphiColumns(dphiT, workDh, x, dhGroup[t], N, n, C, j0, j1);
+                }
+            });
+        }
         FastMhc.addTransposed(dphi, dphiT, K, M);
         mhcCoeffParamBackward(dalpha, dbias, workDz, h, rms, N, n);
     }
