@@ -22,8 +22,9 @@ import mhc.kernels.RmsNorm;
  *
  * <p>Results are deterministic and independent of the thread count. By default an instance runs
  * single-threaded: the data-parallel {@code StepRunner} already runs one model replica, each with
- * its own {@code FastOps}, per core. {@link #FastOps(int)} splits the GEMM's output tiles and the
- * attention's (row, head) pairs over threads instead, for one large model on all cores.
+ * its own {@code FastOps}, per core. {@link #FastOps(int)} splits the GEMM's output tiles, the
+ * attention's (row, head) pairs and the mHC connection's blocks of tokens over threads instead,
+ * for one large model on all cores, or for the threads a batch has beyond its sequences.
  *
  * <p>Loaded only by reflection from {@code mhc.engine.Backend} when the {@code jdk.incubator.vector}
  * module is present; nothing else refers to this package, so the engine runs without the module.
@@ -36,7 +37,7 @@ public class FastOps extends Ops {
         this(Workers.SINGLE);
     }
 
-    /** Splits each GEMM and attention call over {@code threads} threads. */
+    /** Splits each GEMM, attention and mHC connection call over {@code threads} threads. */
     public FastOps(int threads) {
         this(threads == 1 ? Workers.SINGLE : new Workers(threads));
     }
