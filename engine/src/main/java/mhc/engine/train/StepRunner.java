@@ -64,9 +64,8 @@ public final class StepRunner implements AutoCloseable {
         this.backend = backend;
         // One replica per sequence of a batch at most; threads beyond the batch size go inside
         // the replicas' calls (the fast path splits GEMM tiles, attention heads and mHC's blocks
-        // of tokens over them),
-        // so a machine with more cores than sequences still uses them all. Either way each
-        // sequence is computed the same way, so the numbers do not change.
+        // of tokens over them), so a machine with more cores than sequences still uses them
+        // all. Either way each sequence is computed the same way, so the numbers do not change.
         int n = Math.min(threads, Math.max(1, cfg.batchSize()));
         this.replicas = new Model[n];
         this.replicaOps = new Ops[n];
