@@ -10,7 +10,6 @@ import mhc.engine.model.Model;
 import mhc.engine.model.Params;
 import mhc.engine.train.TrainSettings;
 import org.bytedeco.pytorch.global.torch;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -68,15 +67,7 @@ public final class LibtorchCompare implements Callable<Integer> {
     long seed;
 
     public static void main(String[] args) {
-        CommandLine cl = new CommandLine(new LibtorchCompare());
-        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof InputException || e instanceof IllegalArgumentException) {
-                cmd.getErr().println("libtorch-compare: " + e.getMessage());
-                return 2;
-            }
-            throw e;
-        });
-        System.exit(cl.execute(args));
+        Harness.main("libtorch-compare", new LibtorchCompare(), args);
     }
 
     @Override
@@ -178,11 +169,11 @@ public final class LibtorchCompare implements Callable<Integer> {
             int[] batch = batches[s % batches.length];
             for (int c = 0; c < k; c++) {
                 String conn = connections.get(c);
-                pause();
+                Harness.pause(pauseMs);
                 long t0 = System.nanoTime();
                 loss[c][0] = ours.get(conn).trainStep(batch).loss();
                 long t1 = System.nanoTime();
-                pause();
+                Harness.pause(pauseMs);
                 long t2 = System.nanoTime();
                 loss[c][1] = theirs.get(conn).trainStep(batch);
                 long t3 = System.nanoTime();
@@ -208,15 +199,6 @@ public final class LibtorchCompare implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "mHC overhead over residual: engine %+.1f%% (medians) / %+.1f%% (paired); libtorch %+.1f%% / %+.1f%%%n",
                     100 * (median(tOurs[mhc]) / median(tOurs[res]) - 1), 100 * (pairedMedian(tOurs[mhc], tOurs[res]) - 1),
                     100 * (median(tTheirs[mhc]) / median(tTheirs[res]) - 1), 100 * (pairedMedian(tTheirs[mhc], tTheirs[res]) - 1));
-        }
-    }
-
-    private void pause() {
-        try {
-            Thread.sleep(pauseMs);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
         }
     }
 
