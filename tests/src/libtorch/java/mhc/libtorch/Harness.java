@@ -8,7 +8,10 @@ final class Harness {
     private Harness() {
     }
 
-    /** Runs a picocli command and exits with its code; bad input is one line and exit code 2. */
+    /**
+     * Runs a picocli command and exits with its code; bad input is one line and exit code 2, and
+     * so are native libraries that do not load on this platform.
+     */
     static void main(String name, Object command, String[] args) {
         CommandLine cl = new CommandLine(command);
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
@@ -18,7 +21,15 @@ final class Harness {
             }
             throw e;
         });
-        System.exit(cl.execute(args));
+        int code;
+        try {
+            code = cl.execute(args);
+        } catch (LinkageError e) {
+            System.err.println(name + ": the presets' native libraries did not load here (" + e
+                    + "); build with -Djavacpp.platform set to this platform");
+            code = 2;
+        }
+        System.exit(code);
     }
 
     /**
