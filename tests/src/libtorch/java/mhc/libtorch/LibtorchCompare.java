@@ -7,6 +7,7 @@ import mhc.engine.InputException;
 import mhc.engine.LanguageModel;
 import mhc.engine.bench.Timing;
 import mhc.engine.model.Model;
+import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
 import mhc.engine.train.TrainSettings;
 import org.bytedeco.pytorch.global.torch;
@@ -55,7 +56,8 @@ public final class LibtorchCompare implements Callable<Integer> {
     @Option(names = "--torch-threads", description = {"libtorch's intra-op (OpenMP) threads (default: --threads). Its BLAS",
             "(OpenBLAS) keeps threads of its own: OPENBLAS_NUM_THREADS sets them."})
     Integer torchThreads;
-    @Option(names = "--warmup", defaultValue = "3", description = "Untimed steps per connection (default 3).")
+    @Option(names = "--warmup", defaultValue = "3", description = {"Untimed steps per connection (default 3). The JIT compiles the",
+            "engine's kernels in the first seconds: small models need more steps (tiny: 15)."})
     int warmup;
     @Option(names = "--steps", defaultValue = "8", description = "Timed steps per connection (default 8).")
     int steps;
@@ -113,7 +115,12 @@ public final class LibtorchCompare implements Callable<Integer> {
                 Params init = Init.initialize(cfg, seed);
                 TorchModel tm = new TorchModel(init, settings);
                 theirs.put(c, tm);
-                agree &= agree(c, new Model(init, backend.newOps()), tm, batches[0], B, T);
+                Ops ops = backend.newOps();
+                try {
+                    agree &= agree(c, new Model(init, ops), tm, batches[0], B, T);
+                } finally {
+                    ops.close();
+                }
                 ours.put(c, LanguageModel.wrap(init, settings, nThreads, backend));
             }
             if (!agree) {
