@@ -4,6 +4,7 @@ import mhc.engine.Config;
 import mhc.engine.ParamSpec;
 import mhc.engine.model.Params;
 import mhc.engine.train.TrainSettings;
+import mhc.kernels.Rope;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
@@ -68,16 +69,10 @@ final class TorchModel implements AutoCloseable {
             all.push_back(t);
             (s.decay() ? decay : noDecay).push_back(t);
         }
-        // Rotary angles in double, rounded once (as the engine's RoPE tables).
-        int T = cfg.seqLen(), half = cfg.width() / cfg.heads() / 2;
+        // The engine's rotary tables, so that both rotate by the same floats.
+        int T = cfg.seqLen(), D = cfg.width() / cfg.heads(), half = D / 2;
         float[] c = new float[T * half], s = new float[T * half];
-        for (int t = 0; t < T; t++) {
-            for (int i = 0; i < half; i++) {
-                double theta = t * Math.pow(10000, -2.0 * i / (2 * half));
-                c[t * half + i] = (float) Math.cos(theta);
-                s[t * half + i] = (float) Math.sin(theta);
-            }
-        }
+        Rope.ropeTables(c, s, T, D);
         cos = Tensor.create(c, T, half);
         sin = Tensor.create(s, T, half);
         optimizer = new AdamW(decay, options(settings.weightDecay()));
