@@ -213,25 +213,28 @@ class FastKernelTest {
 
     /**
      * {@code FastGemm.addTransposedProduct} (mHC's {@code dphi^T += dh^T x}, on packed copies of
-     * both operands) is the FMA chain over k in order of every element, starting from C: the same
-     * bits as that chain in scalar code. 600 rows span two or three K blocks, 300 = 25 x 12 rows
+     * both operands) is, for every element, one FMA chain over each K block of
+     * {@code FastGemm.KC} rows in order, starting from 0 and then added to C: the same bits as
+     * that computation in scalar code. 600 rows span two or three K blocks, 300 = 25 x 12 rows
      * of the result more than one block of packed A (96 or 288 rows), 530 columns more than one
      * block of packed B (512 or 1024: 530 at AVX2's 16-column panels leaves a partial one), and
      * the strides and offsets are not multiples of anything.
      */
     @Test
-    void transposedProductIsTheFmaChainOfEachElement() {
+    void transposedProductIsTheFmaChainOfEachBlock() {
         Random rnd = new Random(11);
         int rows = 600, m = 300, cols = 530, lda = m + 5, ldb = cols + 3, ldc = cols + 7;
         float[] a = gaussF(rnd, 3 + rows * lda, 1), b = gaussF(rnd, 2 + rows * ldb, 1), c = gaussF(rnd, 1 + m * ldc, 1);
         float[] want = c.clone();
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < cols; j++) {
-                float s = want[1 + i * ldc + j];
-                for (int k = 0; k < rows; k++) {
-                    s = Math.fma(a[3 + k * lda + i], b[2 + k * ldb + j], s);
+                for (int k0 = 0; k0 < rows; k0 += FastGemm.KC) {
+                    float s = 0f;
+                    for (int k = k0; k < Math.min(rows, k0 + FastGemm.KC); k++) {
+                        s = Math.fma(a[3 + k * lda + i], b[2 + k * ldb + j], s);
+                    }
+                    want[1 + i * ldc + j] += s;
                 }
-                want[1 + i * ldc + j] = s;
             }
         }
         FastGemm.addTransposedProduct(rows, m, cols, a, 3, lda, b, 2, ldb, c, 1, ldc);

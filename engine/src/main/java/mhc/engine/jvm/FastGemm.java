@@ -21,16 +21,28 @@ import jdk.incubator.vector.VectorSpecies;
  * hides the transposes of the backward products: any stride pattern of A and B packs to the same
  * layout.
  *
- * <p>Determinism: every element of C is one FMA chain over k in increasing order, starting from 0
- * (overwrite) or from C (accumulate), stored and reloaded between K blocks (exact),
- * so the chain does not depend on the macro tiling, the edge handling or the thread that runs the
- * tile: results are bit-identical for any thread count. The scalar fallback (interpreter, C1)
- * of {@code FloatVector.fma} is {@code Math.fma}, so it is also the same in every JIT tier.
+ * <p>The micro-kernels start their accumulators at zero and add C (accumulate, or a K block
+ * after the first) only after the last k. Starting the FMA chains from C instead made every
+ * chain wait for C's loads, which miss the caches in large products (C's rows lie a whole row
+ * of C apart, a pattern the hardware prefetchers do not follow), and on AVX2 eight chains of
+ * 4-cycle FMAs are exactly what keeps both FMA units busy, so the wait was never made up.
+ * Measured on AVX2 (Zen 3, one thread, old and new alternated in one JVM, paired medians of
+ * 21 rounds): input gradients 1.28x at 1024^3 and 1.33-1.35x at gpt-small's shapes (256 x 256
+ * x 688, 256 x 688 x 256, 256 x 256 x 768), weight gradients 1.33x and 1.11-1.36x, forwards
+ * 0.98-1.06x. The AVX-512
+ * kernels work the same way, for one summation order at every width (not measured there).
+ *
+ * <p>Determinism: every element of C is, per K block of {@link #KC} in increasing order, one
+ * FMA chain over the block's k in increasing order from 0, then added to C (or stored, for the
+ * first block of an overwrite). That does not depend on the macro tiling, the edge handling or
+ * the thread that runs the tile: results are bit-identical for any thread count. They do depend
+ * on KC, which is fixed per vector width. The scalar fallback (interpreter, C1) of
+ * {@code FloatVector.fma} is {@code Math.fma}, so it is also the same in every JIT tier.
  *
  * <p>Numerics against the plain kernel: the plain kernel sums {@code s = sum_k a b} with
- * separate multiply and add and then {@code C += s}; here the products are fused and C is the
- * start of the chain. Both are float sums of the same terms in the same order; they differ by
- * rounding only.
+ * separate multiply and add and then {@code C += s}; here the products are fused and each K
+ * block is such a sum. With K <= KC both are float sums of the same terms in the same order;
+ * they differ by rounding only.
  */
 public final class FastGemm {
     static final VectorSpecies<Float> SP = VectorMath.SP;
@@ -55,9 +67,10 @@ public final class FastGemm {
      * 79 GFLOP/s against 76 with 256 (input gradient 78 against 75); the model's products,
      * whose K is at most 688, were within 1%. Fewer K blocks mean fewer micro-kernel calls and
      * fewer loads and stores of C, which outweighs the B panel (32 KiB) filling the L1.
-     * The result does not depend on KC (C is stored and reloaded between K blocks, exactly).
+     * Public for the tests: a product over more than KC values of k adds one partial sum per
+     * K block to C, so its bits depend on KC.
      */
-    static final int KC = VL >= 16 ? 256 : 512;
+    public static final int KC = VL >= 16 ? 256 : 512;
     /**
      * Rows of a macro tile's row block (multiple of MR): the packed A block MC x KC lives in L2.
      * 288 with AVX-512 (288 KiB). 96 with 8 lanes (192 KiB, 37% of Zen 3's L2, which also holds
@@ -109,8 +122,8 @@ public final class FastGemm {
      * transposed, {@code dw^T += dout^T · inp}: inp is then packed as B, row by row and
      * contiguously, instead of being read as a transposed A with one row of inp per step of k,
      * and the OUT rows fill whole micro-tiles where OUT columns would fill part of one. Every
-     * element is the same FMA chain as the direct product (dw^T starts as dw's values), so the
-     * result is the same bits.
+     * element is computed as in the direct product (the same K blocks over the rows, each one's
+     * sum added to dw's value), so the result is the same bits.
      */
     public static void matmulBackwardWeight(Workers workers, float[] dw, float[] inp, float[] dout, int wOff, int N, int IN, int OUT) {
         if (OUT <= NR && IN > NR) {
@@ -157,9 +170,10 @@ public final class FastGemm {
      * {@code C (+)= A · B} for a group of {@code rows <= GROUP} rows: A (rows x kc) row-major in
      * place at {@code a[ao + i*lda + k]}, B packed by {@link #packPanels} with depth kc, C
      * (rows x cols) at {@code c[co + i*ldc + j]}. For the fused kernels, which work on a group of
-     * tokens while it is in cache; each element is the same FMA chain over k as in
-     * {@link #gemm}, so results are the same bits. {@code aPad} (MR*kc) and {@code tile}
-     * (MR*NR) are scratch. The rows run MR at a time.
+     * tokens while it is in cache; each element is one FMA chain over the kc values of k from 0,
+     * then added to C ({@code load}) or stored: as {@link #gemm} computes it where K <= KC, the
+     * same bits. {@code aPad} (MR*kc) and {@code tile} (MR*NR) are scratch. The rows run MR at a
+     * time.
      */
     public static void rowsTimesPanels(int rows, int kc, float[] a, int ao, int lda, float[] bp, int cols,
                                        float[] c, int co, int ldc, boolean load, float[] aPad, float[] tile) {
@@ -206,7 +220,8 @@ public final class FastGemm {
      * {@link #rowsTimesPanels}. Three rows at a time: 9 accumulators, which C2 keeps in AVX2's
      * 16 registers (measured on data in L1, 3 x 24 runs as fast as 4 x 16), and no column of
      * padding, where {@link #rowsTimesPanels} would compute a second panel of 16 columns for
-     * the last 8. Each element is the same FMA chain over k as in {@link #gemm} (the same bits).
+     * the last 8. Each element is one FMA chain over k from 0, as in {@link #gemm} where
+     * K <= KC (the same bits).
      */
     public static void rowsTimesThreeVectors(int rows, int kc, float[] a, int ao, int lda, float[] b,
                                              float[] c, int co, int ldc) {
@@ -255,7 +270,8 @@ public final class FastGemm {
      * {@code C += A^T · B} for A (rows x m) at {@code a[ao + k*lda + i]} and B (rows x cols) at
      * {@code b[bo + k*ldb + j]}, C (m x cols) at {@code c[co + i*ldc + j]}, with m a multiple of MR
      * (the caller pads A with zero columns): a product over a few rows (a group of tokens),
-     * each element an FMA chain over k in order. mHC's projection gradient
+     * each element computed as {@link #gemm} computes it (per K block of rows, a chain from 0 added
+     * to C). mHC's projection gradient
      * {@code dphi^T += dh^T · x} per group of tokens while their rows are in cache.
      *
      * <p>Both operands are packed first (this thread's buffers), so the micro-kernel runs with
@@ -660,38 +676,9 @@ public final class FastGemm {
      */
     private static void kernel12(int kc, float[] ap, int ao, int step, float[] bp, int bo, int bstep, float[] c, int co, int ldc,
                                  boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
-        if (load) {
-            c00 = FloatVector.fromArray(SP, c, co);
-            c01 = FloatVector.fromArray(SP, c, co + VL);
-            c10 = FloatVector.fromArray(SP, c, co + ldc);
-            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
-            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
-            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
-            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
-            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
-            c40 = FloatVector.fromArray(SP, c, co + 4 * ldc);
-            c41 = FloatVector.fromArray(SP, c, co + 4 * ldc + VL);
-            c50 = FloatVector.fromArray(SP, c, co + 5 * ldc);
-            c51 = FloatVector.fromArray(SP, c, co + 5 * ldc + VL);
-            c60 = FloatVector.fromArray(SP, c, co + 6 * ldc);
-            c61 = FloatVector.fromArray(SP, c, co + 6 * ldc + VL);
-            c70 = FloatVector.fromArray(SP, c, co + 7 * ldc);
-            c71 = FloatVector.fromArray(SP, c, co + 7 * ldc + VL);
-            c80 = FloatVector.fromArray(SP, c, co + 8 * ldc);
-            c81 = FloatVector.fromArray(SP, c, co + 8 * ldc + VL);
-            c90 = FloatVector.fromArray(SP, c, co + 9 * ldc);
-            c91 = FloatVector.fromArray(SP, c, co + 9 * ldc + VL);
-            ca0 = FloatVector.fromArray(SP, c, co + 10 * ldc);
-            ca1 = FloatVector.fromArray(SP, c, co + 10 * ldc + VL);
-            cb0 = FloatVector.fromArray(SP, c, co + 11 * ldc);
-            cb1 = FloatVector.fromArray(SP, c, co + 11 * ldc + VL);
-        } else {
-            FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z; c40 = z; c41 = z; c50 = z; c51 = z;
-            c60 = z; c61 = z; c70 = z; c71 = z; c80 = z; c81 = z; c90 = z; c91 = z; ca0 = z; ca1 = z; cb0 = z; cb1 = z;
-        }
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+        FloatVector c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, ca0 = z, ca1 = z, cb0 = z, cb1 = z;
         for (int k = 0; k < kc; k++) {
             FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
             FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
@@ -735,6 +722,32 @@ public final class FastGemm {
             ao += step;
             bo += bstep;
         }
+        if (load) {
+            c00 = c00.add(FloatVector.fromArray(SP, c, co));
+            c01 = c01.add(FloatVector.fromArray(SP, c, co + VL));
+            c10 = c10.add(FloatVector.fromArray(SP, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(SP, c, co + ldc + VL));
+            c20 = c20.add(FloatVector.fromArray(SP, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SP, c, co + 2 * ldc + VL));
+            c30 = c30.add(FloatVector.fromArray(SP, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SP, c, co + 3 * ldc + VL));
+            c40 = c40.add(FloatVector.fromArray(SP, c, co + 4 * ldc));
+            c41 = c41.add(FloatVector.fromArray(SP, c, co + 4 * ldc + VL));
+            c50 = c50.add(FloatVector.fromArray(SP, c, co + 5 * ldc));
+            c51 = c51.add(FloatVector.fromArray(SP, c, co + 5 * ldc + VL));
+            c60 = c60.add(FloatVector.fromArray(SP, c, co + 6 * ldc));
+            c61 = c61.add(FloatVector.fromArray(SP, c, co + 6 * ldc + VL));
+            c70 = c70.add(FloatVector.fromArray(SP, c, co + 7 * ldc));
+            c71 = c71.add(FloatVector.fromArray(SP, c, co + 7 * ldc + VL));
+            c80 = c80.add(FloatVector.fromArray(SP, c, co + 8 * ldc));
+            c81 = c81.add(FloatVector.fromArray(SP, c, co + 8 * ldc + VL));
+            c90 = c90.add(FloatVector.fromArray(SP, c, co + 9 * ldc));
+            c91 = c91.add(FloatVector.fromArray(SP, c, co + 9 * ldc + VL));
+            ca0 = ca0.add(FloatVector.fromArray(SP, c, co + 10 * ldc));
+            ca1 = ca1.add(FloatVector.fromArray(SP, c, co + 10 * ldc + VL));
+            cb0 = cb0.add(FloatVector.fromArray(SP, c, co + 11 * ldc));
+            cb1 = cb1.add(FloatVector.fromArray(SP, c, co + 11 * ldc + VL));
+        }
         c00.intoArray(c, co);
         c01.intoArray(c, co + VL);
         c10.intoArray(c, co + ldc);
@@ -767,38 +780,9 @@ public final class FastGemm {
      */
     private static void kernel12Rows(int kc, float[] a, int ao, int lda, float[] bp, int bo, float[] c, int co, int ldc,
                                      boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        FloatVector c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
-        if (load) {
-            c00 = FloatVector.fromArray(SP, c, co);
-            c01 = FloatVector.fromArray(SP, c, co + VL);
-            c10 = FloatVector.fromArray(SP, c, co + ldc);
-            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
-            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
-            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
-            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
-            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
-            c40 = FloatVector.fromArray(SP, c, co + 4 * ldc);
-            c41 = FloatVector.fromArray(SP, c, co + 4 * ldc + VL);
-            c50 = FloatVector.fromArray(SP, c, co + 5 * ldc);
-            c51 = FloatVector.fromArray(SP, c, co + 5 * ldc + VL);
-            c60 = FloatVector.fromArray(SP, c, co + 6 * ldc);
-            c61 = FloatVector.fromArray(SP, c, co + 6 * ldc + VL);
-            c70 = FloatVector.fromArray(SP, c, co + 7 * ldc);
-            c71 = FloatVector.fromArray(SP, c, co + 7 * ldc + VL);
-            c80 = FloatVector.fromArray(SP, c, co + 8 * ldc);
-            c81 = FloatVector.fromArray(SP, c, co + 8 * ldc + VL);
-            c90 = FloatVector.fromArray(SP, c, co + 9 * ldc);
-            c91 = FloatVector.fromArray(SP, c, co + 9 * ldc + VL);
-            ca0 = FloatVector.fromArray(SP, c, co + 10 * ldc);
-            ca1 = FloatVector.fromArray(SP, c, co + 10 * ldc + VL);
-            cb0 = FloatVector.fromArray(SP, c, co + 11 * ldc);
-            cb1 = FloatVector.fromArray(SP, c, co + 11 * ldc + VL);
-        } else {
-            FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z; c40 = z; c41 = z; c50 = z; c51 = z;
-            c60 = z; c61 = z; c70 = z; c71 = z; c80 = z; c81 = z; c90 = z; c91 = z; ca0 = z; ca1 = z; cb0 = z; cb1 = z;
-        }
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+        FloatVector c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, ca0 = z, ca1 = z, cb0 = z, cb1 = z;
         int r0 = ao + 0 * lda;
         int r1 = ao + 1 * lda;
         int r2 = ao + 2 * lda;
@@ -853,6 +837,32 @@ public final class FastGemm {
             cb1 = x.fma(b1, cb1);
             bo += 2 * VL;
         }
+        if (load) {
+            c00 = c00.add(FloatVector.fromArray(SP, c, co));
+            c01 = c01.add(FloatVector.fromArray(SP, c, co + VL));
+            c10 = c10.add(FloatVector.fromArray(SP, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(SP, c, co + ldc + VL));
+            c20 = c20.add(FloatVector.fromArray(SP, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SP, c, co + 2 * ldc + VL));
+            c30 = c30.add(FloatVector.fromArray(SP, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SP, c, co + 3 * ldc + VL));
+            c40 = c40.add(FloatVector.fromArray(SP, c, co + 4 * ldc));
+            c41 = c41.add(FloatVector.fromArray(SP, c, co + 4 * ldc + VL));
+            c50 = c50.add(FloatVector.fromArray(SP, c, co + 5 * ldc));
+            c51 = c51.add(FloatVector.fromArray(SP, c, co + 5 * ldc + VL));
+            c60 = c60.add(FloatVector.fromArray(SP, c, co + 6 * ldc));
+            c61 = c61.add(FloatVector.fromArray(SP, c, co + 6 * ldc + VL));
+            c70 = c70.add(FloatVector.fromArray(SP, c, co + 7 * ldc));
+            c71 = c71.add(FloatVector.fromArray(SP, c, co + 7 * ldc + VL));
+            c80 = c80.add(FloatVector.fromArray(SP, c, co + 8 * ldc));
+            c81 = c81.add(FloatVector.fromArray(SP, c, co + 8 * ldc + VL));
+            c90 = c90.add(FloatVector.fromArray(SP, c, co + 9 * ldc));
+            c91 = c91.add(FloatVector.fromArray(SP, c, co + 9 * ldc + VL));
+            ca0 = ca0.add(FloatVector.fromArray(SP, c, co + 10 * ldc));
+            ca1 = ca1.add(FloatVector.fromArray(SP, c, co + 10 * ldc + VL));
+            cb0 = cb0.add(FloatVector.fromArray(SP, c, co + 11 * ldc));
+            cb1 = cb1.add(FloatVector.fromArray(SP, c, co + 11 * ldc + VL));
+        }
         c00.intoArray(c, co);
         c01.intoArray(c, co + VL);
         c10.intoArray(c, co + ldc);
@@ -886,20 +896,8 @@ public final class FastGemm {
      */
     private static void kernel4Packed(int kc, float[] ap, int ao, float[] bp, int bo, float[] c, int co, int ldc,
                                       boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
-        if (load) {
-            c00 = FloatVector.fromArray(SP, c, co);
-            c01 = FloatVector.fromArray(SP, c, co + VL);
-            c10 = FloatVector.fromArray(SP, c, co + ldc);
-            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
-            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
-            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
-            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
-            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
-        } else {
-            FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
-        }
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
         for (int k = 0; k < kc; k++) {
             int a = ao + 4 * k, b = bo + NR * k;
             FloatVector b0 = FloatVector.fromArray(SP, bp, b);
@@ -918,6 +916,16 @@ public final class FastGemm {
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
         }
+        if (load) {
+            c00 = c00.add(FloatVector.fromArray(SP, c, co));
+            c01 = c01.add(FloatVector.fromArray(SP, c, co + VL));
+            c10 = c10.add(FloatVector.fromArray(SP, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(SP, c, co + ldc + VL));
+            c20 = c20.add(FloatVector.fromArray(SP, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SP, c, co + 2 * ldc + VL));
+            c30 = c30.add(FloatVector.fromArray(SP, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SP, c, co + 3 * ldc + VL));
+        }
         c00.intoArray(c, co);
         c01.intoArray(c, co + VL);
         c10.intoArray(c, co + ldc);
@@ -931,20 +939,8 @@ public final class FastGemm {
     /** {@link #kernel12} with 4 rows: 8 accumulators, for 16-register machines (AVX2, 8 floats per vector). */
     private static void kernel4(int kc, float[] ap, int ao, int step, float[] bp, int bo, int bstep, float[] c, int co, int ldc,
                                 boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
-        if (load) {
-            c00 = FloatVector.fromArray(SP, c, co);
-            c01 = FloatVector.fromArray(SP, c, co + VL);
-            c10 = FloatVector.fromArray(SP, c, co + ldc);
-            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
-            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
-            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
-            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
-            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
-        } else {
-            FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
-        }
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
         for (int k = 0; k < kc; k++) {
             FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
             FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
@@ -964,6 +960,16 @@ public final class FastGemm {
             ao += step;
             bo += bstep;
         }
+        if (load) {
+            c00 = c00.add(FloatVector.fromArray(SP, c, co));
+            c01 = c01.add(FloatVector.fromArray(SP, c, co + VL));
+            c10 = c10.add(FloatVector.fromArray(SP, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(SP, c, co + ldc + VL));
+            c20 = c20.add(FloatVector.fromArray(SP, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SP, c, co + 2 * ldc + VL));
+            c30 = c30.add(FloatVector.fromArray(SP, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SP, c, co + 3 * ldc + VL));
+        }
         c00.intoArray(c, co);
         c01.intoArray(c, co + VL);
         c10.intoArray(c, co + ldc);
@@ -977,20 +983,8 @@ public final class FastGemm {
     /** {@link #kernel4} reading A in place, row-major, as {@link #kernel12Rows}. */
     private static void kernel4Rows(int kc, float[] a, int ao, int lda, float[] bp, int bo, float[] c, int co, int ldc,
                                     boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
-        if (load) {
-            c00 = FloatVector.fromArray(SP, c, co);
-            c01 = FloatVector.fromArray(SP, c, co + VL);
-            c10 = FloatVector.fromArray(SP, c, co + ldc);
-            c11 = FloatVector.fromArray(SP, c, co + ldc + VL);
-            c20 = FloatVector.fromArray(SP, c, co + 2 * ldc);
-            c21 = FloatVector.fromArray(SP, c, co + 2 * ldc + VL);
-            c30 = FloatVector.fromArray(SP, c, co + 3 * ldc);
-            c31 = FloatVector.fromArray(SP, c, co + 3 * ldc + VL);
-        } else {
-            FloatVector z = FloatVector.zero(SP);
-            c00 = z; c01 = z; c10 = z; c11 = z; c20 = z; c21 = z; c30 = z; c31 = z;
-        }
+        FloatVector z = FloatVector.zero(SP);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
         int r0 = ao;
         int r1 = ao + lda;
         int r2 = ao + 2 * lda;
@@ -1012,6 +1006,16 @@ public final class FastGemm {
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
             bo += 2 * VL;
+        }
+        if (load) {
+            c00 = c00.add(FloatVector.fromArray(SP, c, co));
+            c01 = c01.add(FloatVector.fromArray(SP, c, co + VL));
+            c10 = c10.add(FloatVector.fromArray(SP, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(SP, c, co + ldc + VL));
+            c20 = c20.add(FloatVector.fromArray(SP, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SP, c, co + 2 * ldc + VL));
+            c30 = c30.add(FloatVector.fromArray(SP, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SP, c, co + 3 * ldc + VL));
         }
         c00.intoArray(c, co);
         c01.intoArray(c, co + VL);
