@@ -1,7 +1,10 @@
 package mhc.libtorch;
 
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
 import mhc.engine.Backend;
 import mhc.engine.InputException;
+import mhc.engine.bench.Machine;
 import mhc.engine.bench.Timing;
 import mhc.engine.model.Ops;
 import org.bytedeco.javacpp.FloatPointer;
@@ -9,6 +12,7 @@ import org.bytedeco.openblas.global.openblas_nolapack;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -27,7 +31,8 @@ import static org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm;
  * (overwrite), input gradient {@code dinp += dout · W^T} and weight gradient
  * {@code dW += inp^T · dout}. OpenBLAS works on native copies of the same data, made once, so its
  * calls are timed without any copying. Before timing, each product's results must agree within
- * {@code 1e-4} of the largest entry.
+ * {@code 1e-4} of the largest entry. {@code --json FILE} also writes the machine, the settings,
+ * each product's check and every timed call.
  */
 @Command(name = "gemm-compare", mixinStandardHelpOptions = true, sortOptions = false,
         description = "The engine's fast GEMM against OpenBLAS's sgemm, alternated in one process.")
@@ -42,6 +47,10 @@ public final class GemmCompare implements Callable<Integer> {
     Integer pauseMs;
     @Option(names = "--reps", defaultValue = "20", description = "Timed calls of each (default 20), after as many untimed.")
     int reps;
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write everything (machine, settings, checks, every timed call) as JSON.")
+    Path json;
+
+    private final JsonArray results = new JsonArray();
 
     public static void main(String[] args) {
         Harness.main("gemm-compare", new GemmCompare(), args);
@@ -52,8 +61,18 @@ public final class GemmCompare implements Callable<Integer> {
         if (threads < 1 || reps < 1) {
             throw new InputException("--threads and --reps must be >= 1");
         }
+        Harness.checkWritable(json);
         openblas_nolapack.blas_set_num_threads(threads);
         Ops ops = Backend.defaultBackend().newOps(threads);
+        JsonObject report = new JsonObject();
+        report.addProperty("command", "gemm-compare");
+        report.add("machine", Machine.json());
+        report.addProperty("engine", Backend.defaultBackend().description());
+        report.addProperty("threads", threads);
+        report.addProperty("openblas_threads", openblas_nolapack.blas_get_num_threads());
+        report.addProperty("reps", reps);
+        report.addProperty("pause_ms", pause());
+        report.add("results", results);
         System.out.printf(Locale.ROOT, "OpenBLAS (JavaCPP presets), %d threads; engine %s, %d threads%n",
                 openblas_nolapack.blas_get_num_threads(), Backend.defaultBackend().description(), threads);
         System.out.printf(Locale.ROOT, "%-16s %-15s %14s %14s  %s%n", "N x IN x OUT", "product", "engine GFLOP/s",
@@ -66,6 +85,8 @@ public final class GemmCompare implements Callable<Integer> {
         } finally {
             ops.close();
         }
+        report.addProperty("agree", ok);
+        Harness.writeJson(json, report);
         return ok ? 0 : 1;
     }
 
@@ -116,13 +137,21 @@ public final class GemmCompare implements Callable<Integer> {
             diff = Math.max(diff, Math.abs(oursOut[i] - t[i]));
             scale = Math.max(scale, Math.abs(t[i]));
         }
-        if (!(diff <= 1e-4 * scale)) {
+        JsonObject o = new JsonObject();
+        o.addProperty("shape", shape);
+        o.addProperty("product", product);
+        o.addProperty("max_abs_difference", diff);
+        o.addProperty("max_abs_openblas", scale);
+        boolean agree = diff <= 1e-4 * scale;
+        o.addProperty("agree", agree);
+        results.add(o);
+        if (!agree) {
             System.out.printf(Locale.ROOT, "%-16s %-15s DISAGREE: max |engine - OpenBLAS| %.3g, max |OpenBLAS| %.3g%n",
                     shape, product, diff, scale);
             return false;
         }
         double[] a = new double[reps], b = new double[reps], ratio = new double[reps];
-        int pause = pauseMs != null ? pauseMs : threads > 1 ? 300 : 0;
+        int pause = pause();
         for (int i = 0; i < 2 * reps; i++) {
             Harness.pause(pause);
             long t0 = System.nanoTime();
@@ -139,9 +168,21 @@ public final class GemmCompare implements Callable<Integer> {
             }
         }
         double ma = new Timing.Stats(a).median(), mb = new Timing.Stats(b).median();
+        double paired = new Timing.Stats(ratio).median();
         System.out.printf(Locale.ROOT, "%-16s %-15s %14.1f %14.1f %7.2f / %.2f%n", shape, product, flop / ma / 1e9,
-                flop / mb / 1e9, mb / ma, new Timing.Stats(ratio).median());
+                flop / mb / 1e9, mb / ma, paired);
+        o.addProperty("engine_gflops", flop / ma / 1e9);
+        o.addProperty("openblas_gflops", flop / mb / 1e9);
+        o.addProperty("speed_over_openblas_medians", mb / ma);
+        o.addProperty("speed_over_openblas_paired", paired);
+        o.add("engine_seconds", Harness.array(a));
+        o.add("openblas_seconds", Harness.array(b));
         return true;
+    }
+
+    /** The pause before each timed call: {@code --pause-ms}, else 0 on one thread and 300 ms on more. */
+    private int pause() {
+        return pauseMs != null ? pauseMs : threads > 1 ? 300 : 0;
     }
 
     private static float[] random(SplittableRandom r, int n) {

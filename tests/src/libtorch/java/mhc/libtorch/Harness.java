@@ -1,9 +1,16 @@
 package mhc.libtorch;
 
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
 import mhc.engine.InputException;
 import picocli.CommandLine;
 
-/** What the comparison commands share: how they run and report bad input, and their pauses. */
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** What the comparison commands share: how they run and report bad input, their pauses and their JSON. */
 final class Harness {
     private Harness() {
     }
@@ -47,5 +54,49 @@ final class Harness {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
         }
+    }
+
+    /**
+     * Fails at once, with one line, if the report could not be written at the end (a long
+     * comparison that fails only then loses its run): creates the file's directory and a probe
+     * file in it (deleted again). Null (no {@code --json}) passes.
+     */
+    static void checkWritable(Path json) {
+        if (json == null) {
+            return;
+        }
+        Path dir = json.toAbsolutePath().getParent();
+        try {
+            Files.createDirectories(dir);
+            Files.delete(Files.createTempFile(dir, ".probe-", ".json"));
+        } catch (IOException e) {
+            throw new InputException("--json: cannot write into " + dir + " (" + e + "); choose a writable place");
+        }
+        if (Files.isDirectory(json) || (Files.exists(json) && !Files.isWritable(json))) {
+            throw new InputException("--json: cannot write " + json + "; choose a writable file");
+        }
+    }
+
+    /** Writes the report (pretty-printed JSON) to {@code json}, if not null. */
+    static void writeJson(Path json, JsonObject report) {
+        if (json == null) {
+            return;
+        }
+        try {
+            Files.writeString(json, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create()
+                    .toJson(report) + "\n");
+        } catch (IOException e) {
+            throw new InputException("--json: cannot write " + json + " (" + e + ")");
+        }
+        System.out.println("wrote " + json);
+    }
+
+    /** The values as a JSON array. */
+    static JsonArray array(double[] values) {
+        JsonArray a = new JsonArray();
+        for (double v : values) {
+            a.add(v);
+        }
+        return a;
     }
 }

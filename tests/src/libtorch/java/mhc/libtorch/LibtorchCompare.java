@@ -1,10 +1,14 @@
 package mhc.libtorch;
 
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.Init;
 import mhc.engine.InputException;
 import mhc.engine.LanguageModel;
+import mhc.engine.bench.Machine;
 import mhc.engine.bench.Timing;
 import mhc.engine.model.Model;
 import mhc.engine.model.Ops;
@@ -16,6 +20,7 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -30,7 +35,8 @@ import java.util.concurrent.Callable;
  * parameters and must agree; then whole training steps alternate (engine, libtorch, per
  * connection, on the same batches), so that the host's drift hits both alike. Prints tokens/s
  * of each, the engine's speed-up over libtorch (ratio of the medians, and the median of the
- * per-step ratios) and each one's mHC overhead over residual.
+ * per-step ratios) and each one's mHC overhead over residual. {@code --json FILE} also writes
+ * the machine, the settings, the checks and every timed step.
  */
 @Command(name = "libtorch-compare", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Training steps of the engine and of libtorch (PyTorch's C++ library) on the same model,",
@@ -67,6 +73,8 @@ public final class LibtorchCompare implements Callable<Integer> {
     int pauseMs;
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the parameters and batches (default 1).")
     long seed;
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write everything (machine, settings, checks, every timed step) as JSON.")
+    Path json;
 
     public static void main(String[] args) {
         Harness.main("libtorch-compare", new LibtorchCompare(), args);
@@ -88,8 +96,33 @@ public final class LibtorchCompare implements Callable<Integer> {
         if (nTorch < 1) {
             throw new InputException("--torch-threads must be >= 1");
         }
+        Harness.checkWritable(json);
         torch.set_num_threads(nTorch);
         Backend backend = Backend.defaultBackend();
+        JsonObject report = new JsonObject();
+        report.addProperty("command", "libtorch-compare");
+        report.add("machine", Machine.json());
+        JsonObject lib = new JsonObject();
+        lib.addProperty("version", libtorchVersion());
+        lib.addProperty("blas", torch.hasMKL() ? "MKL" : "OpenBLAS");
+        lib.addProperty("openmp_threads", torch.get_num_threads());
+        lib.addProperty("OMP_WAIT_POLICY", env("OMP_WAIT_POLICY"));
+        lib.addProperty("OPENBLAS_NUM_THREADS", env("OPENBLAS_NUM_THREADS"));
+        report.add("libtorch", lib);
+        JsonObject eng = new JsonObject();
+        eng.addProperty("backend", backend.description());
+        eng.addProperty("threads", nThreads);
+        report.add("engine", eng);
+        report.add("config", JsonParser.parseString(base.toJson()));
+        JsonArray conns = new JsonArray();
+        connections.forEach(conns::add);
+        report.add("connections", conns);
+        report.addProperty("warmup_steps", warmup);
+        report.addProperty("timed_steps", steps);
+        report.addProperty("pause_ms", pauseMs);
+        report.addProperty("seed", seed);
+        JsonArray checks = new JsonArray();
+        report.add("checks", checks);
         System.out.printf(Locale.ROOT, "libtorch %s (%s BLAS, %d OpenMP threads; OMP_WAIT_POLICY=%s, OPENBLAS_NUM_THREADS=%s)%n",
                 libtorchVersion(), torch.hasMKL() ? "MKL" : "OpenBLAS", torch.get_num_threads(),
                 env("OMP_WAIT_POLICY"), env("OPENBLAS_NUM_THREADS"));
@@ -117,17 +150,22 @@ public final class LibtorchCompare implements Callable<Integer> {
                 theirs.put(c, tm);
                 Ops ops = backend.newOps();
                 try {
-                    agree &= agree(c, new Model(init, ops), tm, batches[0], B, T);
+                    JsonObject check = agree(c, new Model(init, ops), tm, batches[0], B, T);
+                    checks.add(check);
+                    agree &= check.get("agree").getAsBoolean();
                 } finally {
                     ops.close();
                 }
                 ours.put(c, LanguageModel.wrap(init, settings, nThreads, backend));
             }
+            report.addProperty("agree", agree);
             if (!agree) {
                 System.out.println("the two implementations disagree: not timed");
+                Harness.writeJson(json, report);
                 return 1;
             }
-            time(ours, theirs, batches, B * T);
+            report.add("timing", time(ours, theirs, batches, B * T));
+            Harness.writeJson(json, report);
             return 0;
         } finally {
             ours.values().forEach(LanguageModel::close);
@@ -138,9 +176,10 @@ public final class LibtorchCompare implements Callable<Integer> {
     /**
      * Loss and gradients of one batch from the same parameters: the loss within 1e-5 relative and
      * every gradient within 1e-3 of its tensor's largest entry (FastModelTest's bound for the fast
-     * path against the plain kernels). Prints the worst tensor.
+     * path against the plain kernels). Prints the worst tensor; returns the check, its verdict in
+     * {@code agree}.
      */
-    static boolean agree(String connection, Model ours, TorchModel theirs, int[] batch, int B, int T) {
+    static JsonObject agree(String connection, Model ours, TorchModel theirs, int[] batch, int B, int T) {
         double lossOurs = ours.forward(batch, B, T);
         ours.backward();
         double lossTheirs = theirs.forwardBackward(batch);
@@ -165,10 +204,18 @@ public final class LibtorchCompare implements Callable<Integer> {
         }
         System.out.printf(Locale.ROOT, "check %-8s loss engine %.7f libtorch %.7f; largest gradient difference %.2e of its tensor's scale (%s): %s%n",
                 connection, lossOurs, lossTheirs, worstRatio, worst, ok ? "agree" : "DISAGREE (bound 1e-5 loss, 1e-3 gradients)");
-        return ok;
+        JsonObject o = new JsonObject();
+        o.addProperty("connection", connection);
+        o.addProperty("loss_engine", lossOurs);
+        o.addProperty("loss_libtorch", lossTheirs);
+        o.addProperty("largest_gradient_difference_of_scale", worstRatio);
+        o.addProperty("largest_gradient_difference_tensor", worst);
+        o.addProperty("agree", ok);
+        return o;
     }
 
-    private void time(Map<String, LanguageModel> ours, Map<String, TorchModel> theirs, int[][] batches, int tokens) {
+    /** Alternates and times the steps, prints the table; returns it as JSON. */
+    private JsonObject time(Map<String, LanguageModel> ours, Map<String, TorchModel> theirs, int[][] batches, int tokens) {
         int k = connections.size();
         double[][] tOurs = new double[k][steps], tTheirs = new double[k][steps];
         double[][] loss = new double[k][2];
@@ -193,26 +240,50 @@ public final class LibtorchCompare implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "%n%d untimed + %d timed training steps per connection and implementation, alternated on the same batches%n",
                 warmup, steps);
         System.out.printf(Locale.ROOT, "%-10s %-9s %10s %10s %7s %10s %11s%n", "connection", "impl", "median", "min", "CV", "tokens/s", "loss (last)");
+        JsonObject out = new JsonObject();
         for (int c = 0; c < k; c++) {
-            row(connections.get(c), "engine", tOurs[c], tokens, loss[c][0]);
-            row(connections.get(c), "libtorch", tTheirs[c], tokens, loss[c][1]);
+            JsonObject o = new JsonObject();
+            o.add("engine", row(connections.get(c), "engine", tOurs[c], tokens, loss[c][0]));
+            o.add("libtorch", row(connections.get(c), "libtorch", tTheirs[c], tokens, loss[c][1]));
+            out.add(connections.get(c), o);
         }
         for (int c = 0; c < k; c++) {
+            double medians = median(tTheirs[c]) / median(tOurs[c]), paired = pairedMedian(tTheirs[c], tOurs[c]);
             System.out.printf(Locale.ROOT, "%s: engine %.2fx libtorch's speed (ratio of medians), %.2fx (median of paired steps)%n",
-                    connections.get(c), median(tTheirs[c]) / median(tOurs[c]), pairedMedian(tTheirs[c], tOurs[c]));
+                    connections.get(c), medians, paired);
+            JsonObject o = out.getAsJsonObject(connections.get(c));
+            o.addProperty("engine_speed_over_libtorch_medians", medians);
+            o.addProperty("engine_speed_over_libtorch_paired", paired);
         }
         int res = connections.indexOf("residual"), mhc = connections.indexOf("mhc");
         if (res >= 0 && mhc >= 0) {
+            double em = median(tOurs[mhc]) / median(tOurs[res]) - 1, ep = pairedMedian(tOurs[mhc], tOurs[res]) - 1;
+            double tm = median(tTheirs[mhc]) / median(tTheirs[res]) - 1, tp = pairedMedian(tTheirs[mhc], tTheirs[res]) - 1;
             System.out.printf(Locale.ROOT, "mHC overhead over residual: engine %+.1f%% (medians) / %+.1f%% (paired); libtorch %+.1f%% / %+.1f%%%n",
-                    100 * (median(tOurs[mhc]) / median(tOurs[res]) - 1), 100 * (pairedMedian(tOurs[mhc], tOurs[res]) - 1),
-                    100 * (median(tTheirs[mhc]) / median(tTheirs[res]) - 1), 100 * (pairedMedian(tTheirs[mhc], tTheirs[res]) - 1));
+                    100 * em, 100 * ep, 100 * tm, 100 * tp);
+            JsonObject o = new JsonObject();
+            o.addProperty("engine_medians", em);
+            o.addProperty("engine_paired", ep);
+            o.addProperty("libtorch_medians", tm);
+            o.addProperty("libtorch_paired", tp);
+            out.add("mhc_overhead", o);
         }
+        return out;
     }
 
-    private static void row(String conn, String impl, double[] times, int tokens, double loss) {
+    /** Prints one row of the table; returns it as JSON, with every step's seconds. */
+    private static JsonObject row(String conn, String impl, double[] times, int tokens, double loss) {
         Timing.Stats st = new Timing.Stats(times);
         System.out.printf(Locale.ROOT, "%-10s %-9s %7.0f ms %7.0f ms %6.1f%% %10.0f %11.4f%n", conn, impl,
                 1e3 * st.median(), 1e3 * st.min(), 100 * st.cv(), tokens / st.median(), loss);
+        JsonObject o = new JsonObject();
+        o.addProperty("median_s", st.median());
+        o.addProperty("min_s", st.min());
+        o.addProperty("cv", st.cv());
+        o.addProperty("tokens_per_s", tokens / st.median());
+        o.addProperty("last_loss", loss);
+        o.add("step_seconds", Harness.array(times));
+        return o;
     }
 
     private static double median(double[] x) {
