@@ -218,18 +218,18 @@ public final class LibtorchCompare implements Callable<Integer> {
     private JsonObject time(Map<String, LanguageModel> ours, Map<String, TorchModel> theirs, int[][] batches, int tokens) {
         int k = connections.size();
         double[][] tOurs = new double[k][steps], tTheirs = new double[k][steps];
-        double[][] loss = new double[k][2];
+        double[][][] losses = new double[k][2][warmup + steps];
         for (int s = 0; s < warmup + steps; s++) {
             int[] batch = batches[s % batches.length];
             for (int c = 0; c < k; c++) {
                 String conn = connections.get(c);
                 Harness.pause(pauseMs);
                 long t0 = System.nanoTime();
-                loss[c][0] = ours.get(conn).trainStep(batch).loss();
+                losses[c][0][s] = ours.get(conn).trainStep(batch).loss();
                 long t1 = System.nanoTime();
                 Harness.pause(pauseMs);
                 long t2 = System.nanoTime();
-                loss[c][1] = theirs.get(conn).trainStep(batch);
+                losses[c][1][s] = theirs.get(conn).trainStep(batch);
                 long t3 = System.nanoTime();
                 if (s >= warmup) {
                     tOurs[c][s - warmup] = (t1 - t0) / 1e9;
@@ -243,8 +243,8 @@ public final class LibtorchCompare implements Callable<Integer> {
         JsonObject out = new JsonObject();
         for (int c = 0; c < k; c++) {
             JsonObject o = new JsonObject();
-            o.add("engine", row(connections.get(c), "engine", tOurs[c], tokens, loss[c][0]));
-            o.add("libtorch", row(connections.get(c), "libtorch", tTheirs[c], tokens, loss[c][1]));
+            o.add("engine", row(connections.get(c), "engine", tOurs[c], tokens, losses[c][0]));
+            o.add("libtorch", row(connections.get(c), "libtorch", tTheirs[c], tokens, losses[c][1]));
             out.add(connections.get(c), o);
         }
         for (int c = 0; c < k; c++) {
@@ -271,9 +271,10 @@ public final class LibtorchCompare implements Callable<Integer> {
         return out;
     }
 
-    /** Prints one row of the table; returns it as JSON, with every step's seconds. */
-    private static JsonObject row(String conn, String impl, double[] times, int tokens, double loss) {
+    /** Prints one row of the table; returns it as JSON, with every timed step's seconds and every step's loss. */
+    private static JsonObject row(String conn, String impl, double[] times, int tokens, double[] losses) {
         Timing.Stats st = new Timing.Stats(times);
+        double loss = losses[losses.length - 1];
         System.out.printf(Locale.ROOT, "%-10s %-9s %7.0f ms %7.0f ms %6.1f%% %10.0f %11.4f%n", conn, impl,
                 1e3 * st.median(), 1e3 * st.min(), 100 * st.cv(), tokens / st.median(), loss);
         JsonObject o = new JsonObject();
@@ -283,6 +284,7 @@ public final class LibtorchCompare implements Callable<Integer> {
         o.addProperty("tokens_per_s", tokens / st.median());
         o.addProperty("last_loss", loss);
         o.add("step_seconds", Harness.array(times));
+        o.add("losses", Harness.array(losses));
         return o;
     }
 
