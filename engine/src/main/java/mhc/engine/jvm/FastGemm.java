@@ -29,8 +29,8 @@ import jdk.incubator.vector.VectorSpecies;
  * Measured on AVX2 (Zen 3, one thread, old and new alternated in one JVM, paired medians of
  * 21 rounds): input gradients 1.28x at 1024^3 and 1.33-1.35x at gpt-small's shapes (256 x 256
  * x 688, 256 x 688 x 256, 256 x 256 x 768), weight gradients 1.33x and 1.11-1.36x, forwards
- * 0.98-1.06x. The AVX-512
- * kernels work the same way, for one summation order at every width (not measured there).
+ * 0.98-1.06x. The AVX-512 kernels work the same way, for one summation order at every width
+ * (not measured there).
  *
  * <p>Determinism: every element of C is, per K block of {@link #KC} in increasing order, one
  * FMA chain over the block's k in increasing order from 0, then added to C (or stored, for the
@@ -677,8 +677,9 @@ public final class FastGemm {
     private static void kernel12(int kc, float[] ap, int ao, int step, float[] bp, int bo, int bstep, float[] c, int co, int ldc,
                                  boolean load) {
         FloatVector z = FloatVector.zero(SP);
-        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
-        FloatVector c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, ca0 = z, ca1 = z, cb0 = z, cb1 = z;
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+        FloatVector c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
+        FloatVector c80 = z, c81 = z, c90 = z, c91 = z, ca0 = z, ca1 = z, cb0 = z, cb1 = z;
         for (int k = 0; k < kc; k++) {
             FloatVector b0 = FloatVector.fromArray(SP, bp, bo);
             FloatVector b1 = FloatVector.fromArray(SP, bp, bo + VL);
@@ -781,8 +782,9 @@ public final class FastGemm {
     private static void kernel12Rows(int kc, float[] a, int ao, int lda, float[] bp, int bo, float[] c, int co, int ldc,
                                      boolean load) {
         FloatVector z = FloatVector.zero(SP);
-        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
-        FloatVector c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, ca0 = z, ca1 = z, cb0 = z, cb1 = z;
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+        FloatVector c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
+        FloatVector c80 = z, c81 = z, c90 = z, c91 = z, ca0 = z, ca1 = z, cb0 = z, cb1 = z;
         int r0 = ao + 0 * lda;
         int r1 = ao + 1 * lda;
         int r2 = ao + 2 * lda;
