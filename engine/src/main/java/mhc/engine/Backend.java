@@ -20,6 +20,13 @@ public final class Backend {
     public static final String PROPERTY = "mhc.backend";
     /** System property narrowing the fast path's vectors: 128, 256 or 512 (bits). */
     public static final String VECTOR_BITS_PROPERTY = "mhc.vector.bits";
+    /**
+     * System property ({@code true}) that lets {@value #VECTOR_BITS_PROPERTY} ask for vectors wider
+     * than the machine's: the Vector API then runs them in plain Java, far slower, so this is
+     * for testing a wider machine's layouts (AVX-512's 12-row GEMM tile, 16-token groups) on any
+     * machine, not for training.
+     */
+    public static final String VECTOR_EMULATE_PROPERTY = "mhc.vector.emulate";
     public static final List<String> NAMES = List.of("jvm", "fast", "tornado");
     private static final Logger log = LoggerFactory.getLogger(Backend.class);
 
@@ -134,6 +141,11 @@ public final class Backend {
             default -> throw new InputException("-D" + VECTOR_BITS_PROPERTY + "=" + bits
                     + ": give 128, 256 or 512 (bits per vector), or leave it out for the machine's width");
         };
+    }
+
+    /** Whether {@value #VECTOR_EMULATE_PROPERTY} lets the fast path take vectors wider than the machine's. */
+    public static boolean emulateWiderVectors() {
+        return Boolean.getBoolean(VECTOR_EMULATE_PROPERTY);
     }
 
     /** TornadoVM on device "B:D" (null: TornadoVM's default device). */

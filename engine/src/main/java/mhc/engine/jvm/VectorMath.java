@@ -23,17 +23,21 @@ final class VectorMath {
     /**
      * The vector shape of every fast kernel: the machine's preferred one, or a narrower one with
      * {@code -Dmhc.vector.bits=128|256} (the layouts of AVX2 and of 128-bit machines such as
-     * NEON can then be tested on a wider machine; a width above the preferred one is not taken,
-     * since the Vector API would emulate it slowly).
+     * NEON can then be tested on a wider machine). A width above the preferred one is taken only
+     * with {@code -Dmhc.vector.emulate=true}, since the Vector API runs it in plain Java: the
+     * tests use it for AVX-512's layouts on narrower machines.
      */
     static final VectorSpecies<Float> SP = species(Backend.requestedVectorBits());
     static final int VL = SP.length();
 
-    /** The machine's preferred species, or the one of {@code bits} (0: not asked) where that is narrower. */
+    /**
+     * The machine's preferred species, or the one of {@code bits} (0: not asked) where that is
+     * narrower, or wider with {@link Backend#emulateWiderVectors()}.
+     */
     private static VectorSpecies<Float> species(int bits) {
         VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
-        return bits == 0 || bits >= preferred.vectorBitSize()
-                ? preferred : VectorSpecies.of(float.class, VectorShape.forBitSize(bits));
+        boolean take = bits != 0 && (bits < preferred.vectorBitSize() || Backend.emulateWiderVectors());
+        return take ? VectorSpecies.of(float.class, VectorShape.forBitSize(bits)) : preferred;
     }
 
     private VectorMath() {
