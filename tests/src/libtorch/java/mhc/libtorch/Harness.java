@@ -9,6 +9,7 @@ import picocli.CommandLine;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 
 /** What the comparison commands share: how they run and report bad input, their pauses and their JSON. */
 final class Harness {
@@ -77,14 +78,23 @@ final class Harness {
         }
     }
 
-    /** Writes the report (pretty-printed JSON) to {@code json}, if not null. */
+    /**
+     * Writes the report (pretty-printed JSON) to {@code json}, if not null: into a temporary file
+     * beside it, then renamed over it, so that a file of that name is always a whole report.
+     */
     static void writeJson(Path json, JsonObject report) {
         if (json == null) {
             return;
         }
         try {
-            Files.writeString(json, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create()
-                    .toJson(report) + "\n");
+            Path tmp = Files.createTempFile(json.toAbsolutePath().getParent(), ".report-", ".json");
+            try {
+                Files.writeString(tmp, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create()
+                        .toJson(report) + "\n");
+                Files.move(tmp, json, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
         } catch (IOException e) {
             throw new InputException("--json: cannot write " + json + " (" + e + ")");
         }
