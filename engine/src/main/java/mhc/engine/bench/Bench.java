@@ -57,6 +57,12 @@ public final class Bench {
         if (Machine.loadAverage() > 0.5) {
             out.println("(other processes share this machine: treat absolute numbers as noisy)");
         }
+        if (s.quick()) {
+            // 0.005 s of warm-up leaves the fast kernels interpreted or in C1: on this path a
+            // 32 x 32 x 32 product then takes milliseconds, 50x the plain kernel's time
+            out.println("(--quick: a smoke test of every op's check; the JIT has not compiled the fast kernels yet, "
+                    + "so its times say nothing about speed)");
+        }
 
         BenchTargets.Selection sel = BenchTargets.standard(s.threads());
         List<BenchTarget> targets = new ArrayList<>();
