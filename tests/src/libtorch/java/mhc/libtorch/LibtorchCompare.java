@@ -102,12 +102,14 @@ public final class LibtorchCompare implements Callable<Integer> {
         JsonObject report = new JsonObject();
         report.addProperty("command", "libtorch-compare");
         report.add("machine", Machine.json());
+        String version = libtorchVersion(), blas = torch.hasMKL() ? "MKL" : "OpenBLAS";
+        String ompWait = env("OMP_WAIT_POLICY"), blasThreads = env("OPENBLAS_NUM_THREADS");
         JsonObject lib = new JsonObject();
-        lib.addProperty("version", libtorchVersion());
-        lib.addProperty("blas", torch.hasMKL() ? "MKL" : "OpenBLAS");
+        lib.addProperty("version", version);
+        lib.addProperty("blas", blas);
         lib.addProperty("openmp_threads", torch.get_num_threads());
-        lib.addProperty("OMP_WAIT_POLICY", env("OMP_WAIT_POLICY"));
-        lib.addProperty("OPENBLAS_NUM_THREADS", env("OPENBLAS_NUM_THREADS"));
+        lib.addProperty("OMP_WAIT_POLICY", ompWait);
+        lib.addProperty("OPENBLAS_NUM_THREADS", blasThreads);
         report.add("libtorch", lib);
         JsonObject eng = new JsonObject();
         eng.addProperty("backend", backend.description());
@@ -124,8 +126,7 @@ public final class LibtorchCompare implements Callable<Integer> {
         JsonArray checks = new JsonArray();
         report.add("checks", checks);
         System.out.printf(Locale.ROOT, "libtorch %s (%s BLAS, %d OpenMP threads; OMP_WAIT_POLICY=%s, OPENBLAS_NUM_THREADS=%s)%n",
-                libtorchVersion(), torch.hasMKL() ? "MKL" : "OpenBLAS", torch.get_num_threads(),
-                env("OMP_WAIT_POLICY"), env("OPENBLAS_NUM_THREADS"));
+                version, blas, torch.get_num_threads(), ompWait, blasThreads);
         System.out.printf(Locale.ROOT, "engine: %s, %d threads; Java %s; %d cores%n",
                 backend.description(), nThreads, Runtime.version(), Runtime.getRuntime().availableProcessors());
         System.out.println("model: " + base.with("connection", connections.get(0)).summary() + "; connections " + String.join(", ", connections));
