@@ -363,6 +363,25 @@ final class FastAttention {
      */
     static void mulAdd(float[] out, int oOff, int ldo, int rows, int nv, float[] a, int aOff, int ars, int acs,
                        int depth, float[] bm, int bOff, int ldb, boolean acc) {
+        if (!WIDE_BLOCKS && ars == 1 && acs == BC && nv % 2 == 0) {
+            // A read transposed from a block of scores (the backward's P^T dO and dS^T Q): rows
+            // outer, so each row group's column of scores (32 lines, one per k) serves every
+            // column block while it is in L1, instead of the whole 32 KiB block being read again
+            // per column block. One gpt-small head's backward 0-6% faster on AVX2 (four runs,
+            // alternated in one JVM); each element's chain is unchanged, so the same bits.
+            int r = 0;
+            for (; r + 4 <= rows; r += 4) {
+                for (int x = 0; x < nv; x += 2) {
+                    block4x2Transposed(out, oOff + r * ldo + x * VL, ldo, a, aOff + r, depth, bm, bOff + x * VL, ldb, acc);
+                }
+            }
+            for (; r < rows; r++) {
+                for (int x = 0; x < nv; x++) {
+                    block1x1(out, oOff + r * ldo + x * VL, a, aOff + r, acs, depth, bm, bOff + x * VL, ldb, acc);
+                }
+            }
+            return;
+        }
         int x = 0;
         for (; WIDE_BLOCKS && x + 4 <= nv; x += 4) {
             int r = 0;
