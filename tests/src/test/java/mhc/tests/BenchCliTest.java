@@ -7,6 +7,7 @@ import com.google.gson.JsonParser;
 import mhc.engine.Backend;
 import mhc.engine.bench.BenchTarget;
 import mhc.engine.bench.BenchTargets;
+import mhc.engine.bench.StepBench;
 import mhc.engine.model.Ops;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -134,7 +135,19 @@ class BenchCliTest {
         double overhead = run.get("mhc_overhead").getAsDouble();
         double ratio = run.getAsJsonObject("mhc").get("median_s").getAsDouble() / run.getAsJsonObject("residual").get("median_s").getAsDouble();
         assertEquals(ratio - 1, overhead, 1e-9, "the overhead is the ratio of the medians minus one");
-        assertTrue(Double.isFinite(run.get("mhc_overhead_paired").getAsDouble()));
+        double paired = run.get("mhc_overhead_paired").getAsDouble();
+        assertTrue(Double.isFinite(paired));
+        // two pairs: the interval is their two ratios, which hold the median with probability 1/2
+        JsonObject interval = run.getAsJsonObject("mhc_overhead_paired_interval");
+        assertTrue(interval.get("lo").getAsDouble() <= paired && paired <= interval.get("hi").getAsDouble(), interval.toString());
+        assertEquals(0.5, interval.get("confidence").getAsDouble(), 1e-12);
+        double[] ratios = new double[2];
+        for (int i = 0; i < 2; i++) {
+            ratios[i] = run.getAsJsonObject("mhc").getAsJsonArray("times_s").get(i).getAsDouble()
+                    / run.getAsJsonObject("residual").getAsJsonArray("times_s").get(i).getAsDouble() - 1;
+        }
+        assertEquals(Math.min(ratios[0], ratios[1]), interval.get("lo").getAsDouble(), 1e-12);
+        assertEquals(Math.max(ratios[0], ratios[1]), interval.get("hi").getAsDouble(), 1e-12);
         // the same from CPU time per step (steadier where a hypervisor steals time)
         for (String c : List.of("residual", "mhc")) {
             JsonObject r = run.getAsJsonObject(c);
@@ -146,6 +159,46 @@ class BenchCliTest {
         assertEquals(cpuRatio - 1, run.get("mhc_overhead_cpu").getAsDouble(), 1e-9, "the CPU-time overhead");
         assertTrue(Double.isFinite(run.get("mhc_overhead_cpu_paired").getAsDouble()));
         assertTrue(result.out().contains("mhc overhead over residual"), result.out());
+    }
+
+    @Test
+    void medianIntervalTakesTheBinomialOrderStatistics() {
+        // n -> (k, confidence): the k-th smallest and k-th largest of n, 1 - 2 P(Bin(n, 1/2) < k)
+        record Case(int n, int k, double confidence) {
+        }
+        for (Case c : List.of(new Case(5, 1, 1 - 2.0 / 32), new Case(8, 1, 1 - 2.0 / 256), new Case(10, 2, 1 - 2 * 11.0 / 1024),
+                new Case(20, 6, 1 - 2 * 21700.0 / (1 << 20)))) {
+            double[] xs = new double[c.n()];
+            for (int i = 0; i < c.n(); i++) {
+                xs[i] = (i * 7 % c.n()) + 1; // 1 .. n, shuffled
+            }
+            StepBench.Interval iv = StepBench.medianInterval(xs);
+            assertEquals(c.k(), iv.lo(), 0.0, "n = " + c.n());
+            assertEquals(c.n() + 1 - c.k(), iv.hi(), 0.0, "n = " + c.n());
+            assertEquals(c.confidence(), iv.confidence(), 1e-12, "n = " + c.n());
+        }
+    }
+
+    @Test
+    void medianIntervalHoldsTheMedianAsOftenAsItSays() {
+        // 20 000 samples of 20 uniform values (median 0.5): the 95.86% interval must hold it
+        // 95.86% of the time, within 4 standard errors (0.0056)
+        java.util.SplittableRandom r = new java.util.SplittableRandom(7);
+        int trials = 20_000, held = 0;
+        double confidence = 0;
+        for (int t = 0; t < trials; t++) {
+            double[] xs = new double[20];
+            for (int i = 0; i < xs.length; i++) {
+                xs[i] = r.nextDouble();
+            }
+            StepBench.Interval iv = StepBench.medianInterval(xs);
+            confidence = iv.confidence();
+            if (iv.lo() <= 0.5 && 0.5 <= iv.hi()) {
+                held++;
+            }
+        }
+        double se = Math.sqrt(confidence * (1 - confidence) / trials);
+        assertEquals(confidence, (double) held / trials, 4 * se);
     }
 
     /** Adds 1e-2 to one entry of every forward matmul. */

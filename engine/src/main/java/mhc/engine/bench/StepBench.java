@@ -7,6 +7,7 @@ import mhc.engine.LanguageModel;
 import mhc.engine.train.TrainSettings;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -42,7 +43,49 @@ public final class StepBench {
      */
     public record Result(String backend, String description, int threads, int tokensPerStep, int warmup,
                          ConnectionResult residual, ConnectionResult mhc, double overhead, double pairedOverhead,
-                         double cpuOverhead, double cpuPairedOverhead, double steal) {
+                         double cpuOverhead, double cpuPairedOverhead, double steal, Interval pairedInterval) {
+    }
+
+    /**
+     * An interval {@code [lo, hi]} for a median, and the probability {@code confidence} with which
+     * such an interval holds the true median (given independent samples; no other assumption).
+     */
+    public record Interval(double lo, double hi, double confidence) {
+    }
+
+    /** The confidence {@link #medianInterval} aims at. */
+    public static final double CONFIDENCE = 0.95;
+
+    /**
+     * The distribution-free interval for the median of {@code xs}: the k-th smallest and k-th
+     * largest values, with k the largest for which the binomial tail {@code P(Bin(n, 1/2) < k)}
+     * stays within {@code (1 - CONFIDENCE) / 2} (each sample falls below the median with
+     * probability 1/2). Its confidence is {@code 1 - 2 P(Bin(n, 1/2) < k)}. Under 6 samples no
+     * interval reaches 95%: then the smallest and largest values, with their lower confidence.
+     * On a shared machine the steps are not independent, so this says how far the figure can be
+     * trusted at best: a wide interval means more steps ({@code --step-steps}) or a quieter machine.
+     */
+    public static Interval medianInterval(double[] xs) {
+        int n = xs.length;
+        if (n == 0) {
+            return new Interval(Double.NaN, Double.NaN, 0);
+        }
+        double[] sorted = xs.clone();
+        Arrays.sort(sorted);
+        double term = Math.pow(0.5, n); // P(Bin(n, 1/2) = k - 1)
+        double tail = term;             // P(Bin(n, 1/2) < k)
+        int k = 1;
+        while (k + 1 <= (n + 1) / 2) {
+            double nextTerm = term * (n - k + 1) / k; // P(Bin = k), from P(Bin = k - 1)
+            if (tail + nextTerm > (1 - CONFIDENCE) / 2) {
+                break;
+            }
+            term = nextTerm;
+            tail += nextTerm;
+            k++;
+        }
+        double confidence = 1 - 2 * tail;
+        return new Interval(sorted[k - 1], sorted[n - k], confidence);
     }
 
     /** {@code warmup} untimed then {@code steps} timed steps per connection, interleaved. */
@@ -93,7 +136,8 @@ public final class StepBench {
                         new Timing.Stats(cpu[m]), B * T / st.median(), lastLoss[m]);
             }
             return new Result(backend.name(), backend.description(), threads, B * T, warmup, res[0], res[1],
-                    overhead(times), pairedOverhead(times), overhead(cpu), pairedOverhead(cpu), stolen);
+                    overhead(times), pairedOverhead(times), overhead(cpu), pairedOverhead(cpu), stolen,
+                    pairedInterval(times));
         } finally {
             for (LanguageModel m : models) {
                 m.close();
@@ -108,10 +152,20 @@ public final class StepBench {
 
     /** The median of the per-pair ratios mhc / residual (steps interleaved), minus one. */
     static double pairedOverhead(double[][] times) {
+        return new Timing.Stats(pairRatios(times)).median() - 1;
+    }
+
+    /** {@link #medianInterval} of the per-pair ratios, minus one: the interval of {@link #pairedOverhead}. */
+    static Interval pairedInterval(double[][] times) {
+        Interval i = medianInterval(pairRatios(times));
+        return new Interval(i.lo() - 1, i.hi() - 1, i.confidence());
+    }
+
+    private static double[] pairRatios(double[][] times) {
         double[] ratios = new double[times[0].length];
         for (int s = 0; s < ratios.length; s++) {
             ratios[s] = times[1][s] / times[0][s];
         }
-        return new Timing.Stats(ratios).median() - 1;
+        return ratios;
     }
 }
