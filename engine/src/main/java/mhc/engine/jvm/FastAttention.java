@@ -263,7 +263,10 @@ final class FastAttention {
      * returns the sum over the visible keys, lanes added in order.
      */
     private static float expShiftSum(float[] s, int row, float shift, int visible, int nv, float[] tmp) {
-        VectorMath.expInPlace(s, row, nv * VL, 1f, shift);
+        for (int j = 0; j < nv * VL; j += VL) {
+            FloatVector.fromArray(SP, s, row + j).sub(shift).intoArray(s, row + j);
+        }
+        VectorMath.expInPlace(s, row, nv * VL);
         FloatVector acc = FloatVector.zero(SP);
         for (int j = 0; j < nv * VL; j += VL) {
             acc = acc.add(FloatVector.fromArray(SP, s, row + j));
@@ -296,7 +299,10 @@ final class FastAttention {
      * {@code dS = P (dP - delta) scale}.
      */
     private static void scoreGradients(float[] p, float[] ds, int row, int visible, int nv, float scale, float lse, float delta) {
-        VectorMath.expInPlace(p, row, nv * VL, scale, lse);
+        for (int j = 0; j < nv * VL; j += VL) {
+            FloatVector.fromArray(SP, p, row + j).mul(scale).sub(lse).intoArray(p, row + j);
+        }
+        VectorMath.expInPlace(p, row, nv * VL);
         int full = visible / VL * VL;
         int j = 0;
         for (; j < full; j += VL) {

@@ -72,18 +72,8 @@ final class VectorMath {
      * from run to run). This method either inlines whole or stays a call over arrays.
      */
     static void expInPlace(float[] a, int off, int len) {
-        expInPlace(a, off, len, 1f, 0f);
-    }
-
-    /**
-     * {@code a[i] = e^(a[i] * scale - shift)}, the argument computed as a multiply and then a
-     * subtraction (two roundings), for attention's scores. With scale 1 and shift 0 the argument
-     * is {@code a[i]} exactly, so {@link #expInPlace(float[], int, int)} is this with those.
-     * One pass instead of a pass for the argument and another for exp.
-     */
-    static void expInPlace(float[] a, int off, int len, float scale, float shift) {
         for (int i = off, end = off + len; i < end; i += VL) {
-            FloatVector x = FloatVector.fromArray(SP, a, i).mul(scale).sub(shift);
+            FloatVector x = FloatVector.fromArray(SP, a, i);
             FloatVector xc = x.max(LO).min(HI);
             FloatVector t = xc.fma(LOG2E, ROUND);
             FloatVector n = t.sub(ROUND);
