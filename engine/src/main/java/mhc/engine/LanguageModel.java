@@ -3,6 +3,7 @@ package mhc.engine;
 import mhc.engine.data.BatchSampler;
 import mhc.engine.data.Corpus;
 import mhc.engine.model.Gains;
+import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
 import mhc.engine.train.Optimizer;
 import mhc.engine.train.StepRunner;
@@ -38,6 +39,7 @@ public final class LanguageModel implements AutoCloseable {
     private final Config cfg;
     private final TrainSettings settings;
     private final Optimizer optimizer;
+    private final Ops optimizerOps; // where the AdamW update runs (closed with the model)
     private final StepRunner runner;
     private Params grads;
 
@@ -74,7 +76,10 @@ public final class LanguageModel implements AutoCloseable {
         // AdamW runs on the backend, except TornadoVM: there a step runs whole on the device
         // (trainStep), and a step on the host (gains, a diverged step) has its gradients on the
         // host, where a call-by-call device AdamW would copy four arrays per tensor both ways.
-        this.optimizer = optimizer.withOps(backend.name().equals("tornado") ? Backend.host().newOps() : backend.newOps());
+        // On the JVM it splits each tensor's update over the model's threads (elementwise: the
+        // same bits for any split).
+        this.optimizerOps = backend.name().equals("tornado") ? Backend.host().newOps() : backend.newOps(threads);
+        this.optimizer = optimizer.withOps(optimizerOps);
         this.backend = backend;
         this.runner = new StepRunner(params, backend.workerThreads(threads), backend);
     }
@@ -267,5 +272,6 @@ public final class LanguageModel implements AutoCloseable {
     @Override
     public void close() {
         runner.close();
+        optimizerOps.close();
     }
 }

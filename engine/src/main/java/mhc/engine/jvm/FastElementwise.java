@@ -386,13 +386,23 @@ final class FastElementwise {
     /** One AdamW step, the plain kernel's operations in its order (bit-identical to it). */
     static void adamwUpdate(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2,
                             float eps, float weightDecay, float gradScale, float bc1, float bc2, int size) {
+        adamwUpdateRange(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2, 0, size);
+    }
+
+    /**
+     * {@link #adamwUpdate} on the elements {@code from .. to-1}. The vector loop and the scalar
+     * tail do the same float operations in the same order, so an element's result does not
+     * depend on where a range starts or ends: ranges can run on different threads.
+     */
+    static void adamwUpdateRange(float[] param, float[] grad, float[] m, float[] v, float lr, float beta1, float beta2,
+                                 float eps, float weightDecay, float gradScale, float bc1, float bc2, int from, int to) {
         float stepSize = lr / bc1;
         float sqrtBc2 = (float) Math.sqrt(bc2);
         float b1c = 1f - beta1;
         float b2c = 1f - beta2;
         float decay = 1f - lr * weightDecay;
-        int i = 0;
-        for (int bound = SP.loopBound(size); i < bound; i += VL) {
+        int i = from;
+        for (int bound = from + SP.loopBound(to - from); i < bound; i += VL) {
             FloatVector g = FloatVector.fromArray(SP, grad, i).mul(gradScale);
             FloatVector mi = FloatVector.fromArray(SP, m, i).mul(beta1).add(g.mul(b1c));
             FloatVector vi = FloatVector.fromArray(SP, v, i).mul(beta2).add(g.mul(b2c).mul(g));
@@ -402,7 +412,7 @@ final class FastElementwise {
             FloatVector den = vi.sqrt().div(sqrtBc2).add(eps);
             p.sub(mi.mul(stepSize).div(den)).intoArray(param, i);
         }
-        for (; i < size; i++) {
+        for (; i < to; i++) {
             float g = grad[i] * gradScale;
             float mi = beta1 * m[i] + b1c * g;
             float vi = beta2 * v[i] + b2c * g * g;
