@@ -75,6 +75,37 @@ class TrainingTest {
         return out;
     }
 
+    /**
+     * The gradient norm's sum of squares: element i in chain i mod 4, the chains added in order
+     * (every length up to 9, so each tail case), and on a large tensor within the error bound of
+     * such a sum of positive terms, (n/4 + 3) roundoffs of the total, of the exact sum (squares of
+     * floats are exact in double; the reference is summed in BigDecimal).
+     */
+    @Test
+    void sumOfSquaresTakesFourChainsInOrder() {
+        java.util.Random rnd = new java.util.Random(5);
+        for (int n = 0; n <= 9; n++) {
+            for (int trial = 0; trial < 200; trial++) { // sums of a few terms: many draws, so that orders differ in rounding
+                float[] g = new float[n];
+                for (int i = 0; i < n; i++) {
+                    g[i] = (float) (1 + rnd.nextDouble()) * (rnd.nextBoolean() ? 1 : 1 << rnd.nextInt(12));
+                }
+                double[] chain = new double[4];
+                for (int i = 0; i < n; i++) {
+                    chain[i % 4] += (double) g[i] * g[i];
+                }
+                assertEquals(((chain[0] + chain[1]) + chain[2]) + chain[3], Optimizer.sumOfSquares(g), 0.0, "length " + n);
+            }
+        }
+        float[] g = new float[100_003];
+        java.math.BigDecimal exact = java.math.BigDecimal.ZERO;
+        for (int i = 0; i < g.length; i++) {
+            g[i] = (float) rnd.nextGaussian();
+            exact = exact.add(new java.math.BigDecimal((double) g[i] * g[i]));
+        }
+        assertEquals(exact.doubleValue(), Optimizer.sumOfSquares(g), (g.length / 4.0 + 3) * 0x1p-53 * exact.doubleValue());
+    }
+
     @Test
     void lossDropsOnSmallText() {
         Corpus corpus = Corpus.load(text);

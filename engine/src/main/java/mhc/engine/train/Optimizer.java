@@ -54,17 +54,43 @@ public final class Optimizer {
         return t;
     }
 
-    /** The L2 norm of all trainable gradients, accumulated in double in parameter order. */
+    /**
+     * The L2 norm of all trainable gradients, in double. Each tensor's squares (exact in double)
+     * are summed in four chains, element i into chain i mod 4, the chains added in order, and the
+     * tensors' sums in parameter order: a fixed order, so the same bits on every backend and
+     * thread count. One chain over all elements waited on each addition's latency: 5 ms of a
+     * gpt-small step on Zen 3, serial while the other cores idle.
+     */
     public static double gradNorm(Params grads) {
         double s = 0;
         for (ParamSpec spec : grads.specs()) {
             if (spec.trainable()) {
-                for (float g : grads.get(spec.name())) {
-                    s += (double) g * g;
-                }
+                s += sumOfSquares(grads.get(spec.name()));
             }
         }
         return Math.sqrt(s);
+    }
+
+    /** {@code sum g[i]^2} in double, element i into chain i mod 4, then {@code ((c0 + c1) + c2) + c3}. */
+    public static double sumOfSquares(float[] g) {
+        double c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        int i = 0;
+        for (; i + 4 <= g.length; i += 4) {
+            c0 += (double) g[i] * g[i];
+            c1 += (double) g[i + 1] * g[i + 1];
+            c2 += (double) g[i + 2] * g[i + 2];
+            c3 += (double) g[i + 3] * g[i + 3];
+        }
+        if (i < g.length) {
+            c0 += (double) g[i] * g[i];
+        }
+        if (i + 1 < g.length) {
+            c1 += (double) g[i + 1] * g[i + 1];
+        }
+        if (i + 2 < g.length) {
+            c2 += (double) g[i + 2] * g[i + 2];
+        }
+        return ((c0 + c1) + c2) + c3;
     }
 
     /** The first trainable tensor with a non-finite gradient, or null. */
