@@ -34,8 +34,9 @@ public final class Optimizer {
     }
 
     /**
-     * Runs the AdamW update on a backend's operations ({@code backend.newOps()}), e.g. the
-     * vectorized one of the fast path (bit-identical to the plain kernel). Returns this.
+     * Runs the AdamW update on a backend's operations ({@code backend.newOps(threads)}), e.g.
+     * the vectorized one of the fast path (bit-identical to the plain kernel for any number of
+     * threads). Returns this; the caller keeps and closes {@code ops}.
      */
     public Optimizer withOps(Ops ops) {
         this.ops = ops;
