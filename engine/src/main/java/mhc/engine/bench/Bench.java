@@ -353,15 +353,15 @@ public final class Bench {
             rj.addProperty("mhc_overhead_paired", r.pairedOverhead());
             rj.addProperty("mhc_overhead_cpu", r.cpuOverhead());
             rj.addProperty("mhc_overhead_cpu_paired", r.cpuPairedOverhead());
+            StepBench.Interval pi = r.pairedInterval();
             JsonObject interval = new JsonObject();
-            interval.addProperty("lo", r.pairedInterval().lo());
-            interval.addProperty("hi", r.pairedInterval().hi());
-            interval.addProperty("confidence", r.pairedInterval().confidence());
+            interval.addProperty("lo", pi.lo());
+            interval.addProperty("hi", pi.hi());
+            interval.addProperty("confidence", pi.confidence());
             rj.add("mhc_overhead_paired_interval", interval);
             if (Double.isFinite(r.steal())) {
                 rj.addProperty("steal", r.steal());
             }
-            StepBench.Interval pi = r.pairedInterval();
             out.printf(Locale.ROOT, "%-10s mhc overhead over residual: %+.1f%% (ratio of medians), %+.1f%% (median of paired steps, "
                             + "%.0f%% interval %+.1f%% .. %+.1f%%); in CPU time %+.1f%% / %+.1f%%%n",
                     r.backend(), 100 * r.overhead(), 100 * r.pairedOverhead(), 100 * pi.confidence(), 100 * pi.lo(), 100 * pi.hi(),
