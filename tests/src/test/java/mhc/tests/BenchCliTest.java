@@ -54,6 +54,7 @@ class BenchCliTest {
         JsonArray ops = report.getAsJsonArray("ops");
         assertTrue(ops.size() >= 30, "every op of the model: " + ops.size());
         int checked = 0;
+        java.util.Map<String, Integer> plainLines = new java.util.HashMap<>();
         for (JsonElement e : ops) {
             JsonObject op = e.getAsJsonObject();
             String name = op.get("op").getAsString();
@@ -73,6 +74,19 @@ class BenchCliTest {
                 if (status.equals("ok")) {
                     checked++;
                     assertTrue(r.get("rel_error").getAsDouble() <= 1e-3, name + ": " + r);
+                    String device = r.get("target").getAsString();
+                    boolean plain = r.get("plain_kernel").getAsBoolean();
+                    if (device.equals(COPY)) {
+                        assertTrue(plain, name + ": the copy device is the plain Ops, so it runs the plain kernel");
+                    } else if (name.startsWith("matmul")) {
+                        assertFalse(plain, name + " on " + device + ": the fast path has its own GEMM");
+                    }
+                    // the table line says so too, and the summary lists the op for the device
+                    assertEquals(plain, result.out().lines().anyMatch(l -> l.startsWith(name + " ") && l.contains(device)
+                            && l.endsWith(", plain kernel")), name + " on " + device);
+                    if (plain) {
+                        plainLines.merge(device, 1, Integer::sum);
+                    }
                 }
                 assertTrue(r.get("median_s").getAsDouble() > 0 && r.get("min_s").getAsDouble() <= r.get("median_s").getAsDouble(), name);
                 assertTrue(r.get("runs").getAsInt() >= 2, name);
@@ -88,6 +102,9 @@ class BenchCliTest {
                 assertTrue(result.out().lines().anyMatch(l -> l.startsWith(name + " ") && l.contains(d)), name + " on " + d);
             }
         }
+        assertEquals(ops.size(), plainLines.get(COPY), "the copy device runs every op's plain kernel");
+        plainLines.forEach((device, count) -> assertTrue(result.out().contains(
+                device + " runs the plain kernel for " + count + " of the " + ops.size() + " ops: "), device));
         assertEquals(checked, report.getAsJsonObject("validation").get("checked").getAsInt());
         assertEquals(0, report.getAsJsonObject("validation").get("failed").getAsInt());
         assertEquals(0, report.get("failed").getAsInt());

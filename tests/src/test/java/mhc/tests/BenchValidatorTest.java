@@ -1,5 +1,6 @@
 package mhc.tests;
 
+import mhc.engine.bench.Bench;
 import mhc.engine.bench.BenchOps;
 import mhc.engine.bench.OpCase;
 import mhc.engine.bench.OpCheck;
@@ -25,7 +26,7 @@ class BenchValidatorTest {
     static final long SEED = 7;
 
     /** Adds 1e-2 to one output of the forward matmul: the kind of slip a hand-vectorized tail loop makes. */
-    static final class OffByOneEntry extends Ops {
+    static class OffByOneEntry extends Ops {
         @Override
         public void matmulForward(float[] out, float[] inp, float[] w, int wOff, int N, int IN, int OUT) {
             super.matmulForward(out, inp, w, wOff, N, IN, OUT);
@@ -60,6 +61,24 @@ class BenchValidatorTest {
     static OpCheck.Result check(String name, Ops ops) {
         OpCase c = op(name);
         return OpCheck.validate(c, OpCheck.reference(c, new Ops(), SEED), ops, SEED);
+    }
+
+    /** Overrides nothing: every call runs {@link OffByOneEntry}'s or the plain kernel. */
+    static final class InheritsAll extends OffByOneEntry {
+    }
+
+    @Test
+    void aDeviceRunsTheKernelOfTheMostDerivedClassThatDeclaresTheMethod() {
+        assertEquals(OffByOneEntry.class, Bench.kernelClass(InheritsAll.class, "matmulForward"));
+        assertEquals(Ops.class, Bench.kernelClass(InheritsAll.class, "rmsnormForward"));
+        assertEquals(Ops.class, Bench.kernelClass(Ops.class, "matmulForward"));
+        assertNull(Bench.kernelClass(InheritsAll.class, "noSuchKernel"));
+        // every case times a method of Ops, named by the first word of the case's name
+        for (OpCase c : BenchOps.all(SMALL)) {
+            assertEquals(Ops.class, Bench.kernelClass(Ops.class, c.method()), c.name() + " -> " + c.method());
+        }
+        assertEquals("matmulForward", op("matmulForward C->F").method());
+        assertEquals("sinkhornForward", op("sinkhornForward").method());
     }
 
     @Test

@@ -38,6 +38,12 @@ public record OpCase(String name, Group group, String shape, double work, Unit u
         }
     }
 
+    /** The method of {@link Ops} this case times: its name up to the first space ("matmulForward C->F" times matmulForward). */
+    public String method() {
+        int space = name.indexOf(' ');
+        return space < 0 ? name : name.substring(0, space);
+    }
+
     /** Fresh inputs and outputs; the same seed gives the same numbers. */
     public Instance instance(long seed) {
         return factory.apply(seed);
