@@ -81,7 +81,7 @@ class BenchCliTest {
                     } else if (name.startsWith("matmul")) {
                         assertFalse(plain, name + " on " + device + ": the fast path has its own GEMM");
                     }
-                    // the table line says so too, and the summary lists the op for the device
+                    // the table line says so too; the summary after the table counts the lines per device
                     assertEquals(plain, result.out().lines().anyMatch(l -> l.startsWith(name + " ") && l.contains(device)
                             && l.endsWith(", plain kernel")), name + " on " + device);
                     if (plain) {
