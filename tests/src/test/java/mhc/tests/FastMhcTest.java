@@ -138,6 +138,18 @@ class FastMhcTest {
                 assertArrayEquals(coeffs[1][i], got[i], "mixMhcPreForward " + names[i] + " on 3 threads" + tag);
             }
         }
+        // the connection alone (before the first sublayer) on the streams the mix wrote: the bits
+        // of the fused call's connection part, on one thread and on three
+        for (FastOps fast : new FastOps[]{(FastOps) paths[1], threaded}) {
+            float[] u = nanF(N * C), hpre = nanF(N * n), hpost = nanF(N * n), hres = nanF(N * nn), rms = nanF(N),
+                    h = nanF(N * M), zres = nanF(N * nn);
+            fast.mhcPreForward(u, hpre, hpost, hres, rms, h, zres, outs[1], t.phi, t.alpha, t.bias, N, n, C, iters);
+            float[][] got = {u, hpre, hpost, hres, rms, h, zres};
+            for (int i = 0; i < names.length; i++) {
+                assertArrayEquals(coeffs[1][i], got[i], "mhcPreForward " + names[i] + " against mixMhcPreForward's on "
+                        + fast.threads() + " thread(s)" + tag);
+            }
+        }
         // the whole backward around the sublayer, both paths from the plain forward's state; with
         // the previous sublayer's Hpost (dyPrev) and without it (the first sublayer)
         float[][] c = coeffs[0];

@@ -225,9 +225,33 @@ public class FastOps extends Ops {
     public void mhcPreForward(float[] u, float[] hpre, float[] hpost, float[] hres, float[] rms, float[] h,
                               float[] zres, float[] x, float[] phi, float[] alpha, float[] bias,
                               int N, int n, int C, int iters) {
-        matmulForward(h, x, phi, 0, N, n * C, n * n + 2 * n);
-        FastMhc.preForward(u, hpre, hpost, hres, zres, rms, h, x, alpha, bias,
-                scratch("fast.mhcWork", FastMhc.workSize(n, iters)), N, n, C, iters);
+        float[] p = phiPanels(phi, n * C, n * n + 2 * n);
+        int tasks = tokenTasks(N);
+        float[][] work = taskScratch("fast.mhcWork", tasks, FastMhc.workSize(n, iters));
+        float[][] rows = taskScratch("fast.groupRows", tasks, FastGemm.GROUP * Math.max(n * C, n * n + 2 * n));
+        float[][] tile = taskScratch("fast.groupTile", tasks, FastGemm.GROUP * 2 * VectorMath.VL);
+        workers.run(tasks, t -> {
+            int from = t * FastMhc.TOKEN_BLOCK, to = tasks == 1 ? N : Math.min(N, from + FastMhc.TOKEN_BLOCK);
+            FastMhc.projectPreForward(u, hpre, hpost, hres, zres, rms, h, x, p, alpha, bias, work[t], rows[t], tile[t],
+                    from, to, n, C, iters);
+        });
+    }
+
+    /**
+     * phi (K x M) as the row-group kernels of {@link FastMhc#projectPreForward} and
+     * {@link FastMhc#mixPreForward} read it: phi itself where {@link FastMhc#projectionInPlace},
+     * else its packed panels (kept with the weight packs, or packed into scratch).
+     */
+    private float[] phiPanels(float[] phi, int K, int M) {
+        if (FastMhc.projectionInPlace(M)) {
+            return phi;
+        }
+        float[] panels = packs.panels(phi, 0, M, 1, K, M);
+        if (panels == null) {
+            panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
+            FastGemm.packPanels(panels, phi, 0, M, 1, K, M);
+        }
+        return panels;
     }
 
     @Override
@@ -298,14 +322,7 @@ public class FastOps extends Ops {
                                  int N, int n, int C, int iters) {
         int K = n * C;
         int M = n * n + 2 * n;
-        float[] panels = phiN;
-        if (!FastMhc.projectionInPlace(M)) {
-            panels = packs.panels(phiN, 0, M, 1, K, M);
-            if (panels == null) {
-                panels = scratch("fast.phiPanels", FastGemm.panelsSize(K, M));
-                FastGemm.packPanels(panels, phiN, 0, M, 1, K, M);
-            }
-        }
+        float[] panels = phiPanels(phiN, K, M);
         int tasks = tokenTasks(N);
         float[][] work = taskScratch("fast.mhcWork", tasks, FastMhc.workSize(n, iters));
         float[][] rows = taskScratch("fast.groupRows", tasks, FastGemm.GROUP * Math.max(K, M));
