@@ -565,11 +565,14 @@ public final class FastGemm {
      * {@link #packA} for A transposed in memory (the weight gradient: element (i,k) at
      * {@code a[off + i + k*acs]}), where row k of A^T is contiguous: k outside, the full panels
      * inside, so each row's mc floats are read in order once and MR of them go to each panel
-     * (each panel its own sequential stream); then the last partial panel, zero-padded. Panel
-     * by panel instead, each panel took MR floats from every row's cache lines and left the rest
-     * for the next panels to fetch again: 5% of a gpt-small mhc step on AVX2 (JFR), and 7.4%
-     * with those MR floats moved as 128-bit vectors, which C2 boxed there (280 MB/s of
-     * allocation). System.arraycopy per panel and k cost 8-15% of the weight gradient.
+     * (each panel its own sequential stream); then the last partial panel, zero-padded.
+     * Measured in a gpt-small mhc step on AVX2 (JFR: the share of the step's samples in this
+     * packing): 7.4% panel by panel with the MR floats as 128-bit vectors, which C2 boxed there
+     * (280 MB/s of allocation; not in the weight gradient timed alone); 4.9% panel by panel in
+     * scalar copies (each panel fetched every row's cache lines for MR floats of them); 3.5% with
+     * the rows outside; 2.1% four rows at a time, as here; 8.0% with each panel's four rows
+     * gathered into whole vectors (vgatherdps). System.arraycopy per panel and row had cost
+     * 8-15% of the weight gradient alone.
      */
     private static void packATransposed(float[] ap, float[] a, int off, int acs, int mc, int kc) {
         int full = mc / MR * MR;
