@@ -549,6 +549,19 @@ public final class FastGemm {
                     ap[d + 2] = a[r2 + k];
                     ap[d + 3] = a[r3 + k];
                 }
+            } else if (acs == 1) {
+                // rows of A contiguous in k with MR = 12 (AVX-512) or a partial panel: row by
+                // row, each row read in order and written MR floats apart into the panel (kc * MR
+                // floats, in L1). With k outside and the rows inside (the form below), a panel's
+                // copy took 2-2.5x the time (scalar copies timed alone on AVX2, MR = 12), and on
+                // a 16-core AVX-512 server this packing took 6.1% of a gpt-small mhc step on two
+                // cores (JFR).
+                for (int i = 0; i < rows; i++) {
+                    int r = src + i * ars, d = base + i;
+                    for (int k = 0; k < kc; k++) {
+                        ap[d + k * MR] = a[r + k];
+                    }
+                }
             } else {
                 for (int k = 0; k < kc; k++) {
                     int s = src + k * acs;
