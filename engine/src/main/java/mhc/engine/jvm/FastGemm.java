@@ -2,6 +2,7 @@ package mhc.engine.jvm;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -580,17 +581,21 @@ public final class FastGemm {
      * outside, the full panels inside, so each row's mc floats are read in order once and each
      * panel gets its 4 * MR floats of those rows in one run; then the rows left over, and the
      * last partial panel, zero-padded.
-     * Measured in a gpt-small mhc step on AVX2 (JFR: the share of the step's samples in this
-     * packing): 7.4% panel by panel with the MR floats as 128-bit vectors, which C2 boxed there
-     * (280 MB/s of allocation; not in the weight gradient timed alone); 4.9% panel by panel in
-     * scalar copies (each panel fetched every row's cache lines for MR floats of them); 3.5% with
-     * the rows outside; 2.1% four rows at a time, as here; 8.0% with each panel's four rows
-     * gathered into whole vectors (vgatherdps). System.arraycopy per panel and row had cost
-     * 8-15% of the weight gradient alone.
+     * With MR = 4 and 8 lanes, {@link #packATransposedHalves} moves whole vectors instead.
+     * Measured in gpt-small mhc training steps on AVX2 (JFR with -XX:+DebugNonSafepoints, the
+     * share of the steady state's samples in this packing): the MR floats as 128-bit vectors
+     * panel by panel, as before, 3.0%, and 7.4% in another run of the same build where C2 had
+     * compiled those copies without the Vector API's intrinsic (the allocation of every vector
+     * showed at 280 MB/s: whether it happens depends on what the JIT saw first); these scalar
+     * copies 1.7%; the halves 1.2%. Gathering each panel's four rows (vgatherdps) was several
+     * times slower. The same bits in all.
      */
     private static void packATransposed(float[] ap, float[] a, int off, int acs, int mc, int kc) {
         int full = mc / MR * MR;
         int k0 = 0;
+        if (MR == 4 && VL == 8) {
+            k0 = packATransposedHalves(ap, a, off, acs, full, kc);
+        }
         for (; k0 + 4 <= kc; k0 += 4) {
             // four rows at a time: each panel gets 4 * MR consecutive floats (whole cache lines at
             // MR = 4), where one row at a time wrote 16 bytes into each of mc / MR lines that are
@@ -628,6 +633,52 @@ public final class FastGemm {
                 System.arraycopy(a, off + full + k * acs, ap, base + k * MR, mc - full);
             }
         }
+    }
+
+    private static final VectorShuffle<Float> SWAP_HALVES = VectorShuffle.fromValues(SP8(), 4, 5, 6, 7, 0, 1, 2, 3);
+    private static final VectorMask<Float> HIGH_HALF = VectorMask.fromValues(SP8(), false, false, false, false, true, true, true, true);
+
+    /** The 8-float species where VL is 8 (else any species: the halves' constants are used only at 8 lanes). */
+    private static VectorSpecies<Float> SP8() {
+        return VL == 8 ? SP : FloatVector.SPECIES_256;
+    }
+
+    /**
+     * {@link #packATransposed}'s four rows at a time with MR = 4 and 8 lanes: for each pair of
+     * panels, one vector per row covers both, and the rows' halves are swapped and blended into
+     * each panel's 16 floats (r0.lo r1.lo r2.lo r3.lo, then the high halves for the next panel):
+     * 4 loads, 4 lane swaps, 4 blends and 4 stores per 32 floats instead of 32 scalar copies.
+     * Returns the rows k done (a multiple of 4); a last odd panel is copied one by one.
+     */
+    private static int packATransposedHalves(float[] ap, float[] a, int off, int acs, int full, int kc) {
+        int pairs = full / 8 * 8;
+        int k0 = 0;
+        for (; k0 + 4 <= kc; k0 += 4) {
+            int s0 = off + k0 * acs, s1 = s0 + acs, s2 = s1 + acs, s3 = s2 + acs;
+            for (int p = 0; p < pairs; p += 8) {
+                FloatVector r0 = FloatVector.fromArray(SP, a, s0 + p);
+                FloatVector r1 = FloatVector.fromArray(SP, a, s1 + p);
+                FloatVector r2 = FloatVector.fromArray(SP, a, s2 + p);
+                FloatVector r3 = FloatVector.fromArray(SP, a, s3 + p);
+                FloatVector w0 = r0.rearrange(SWAP_HALVES), w1 = r1.rearrange(SWAP_HALVES);
+                FloatVector w2 = r2.rearrange(SWAP_HALVES), w3 = r3.rearrange(SWAP_HALVES);
+                int d = p * kc + k0 * 4, e = d + 4 * kc; // panel p, panel p + 4
+                r0.blend(w1, HIGH_HALF).intoArray(ap, d);      // r0.lo r1.lo
+                r2.blend(w3, HIGH_HALF).intoArray(ap, d + 8);  // r2.lo r3.lo
+                w0.blend(r1, HIGH_HALF).intoArray(ap, e);      // r0.hi r1.hi
+                w2.blend(r3, HIGH_HALF).intoArray(ap, e + 8);  // r2.hi r3.hi
+            }
+            for (int p = pairs; p < full; p += 4) {
+                int d = p * kc + k0 * 4;
+                for (int i = 0; i < 4; i++) {
+                    ap[d + i] = a[s0 + p + i];
+                    ap[d + 4 + i] = a[s1 + p + i];
+                    ap[d + 8 + i] = a[s2 + p + i];
+                    ap[d + 12 + i] = a[s3 + p + i];
+                }
+            }
+        }
+        return k0;
     }
 
     /**
