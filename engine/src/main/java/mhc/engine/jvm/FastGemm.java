@@ -635,11 +635,11 @@ public final class FastGemm {
         }
     }
 
-    private static final VectorShuffle<Float> SWAP_HALVES = VectorShuffle.fromValues(SP8(), 4, 5, 6, 7, 0, 1, 2, 3);
-    private static final VectorMask<Float> HIGH_HALF = VectorMask.fromValues(SP8(), false, false, false, false, true, true, true, true);
+    private static final VectorShuffle<Float> SWAP_HALVES = VectorShuffle.fromValues(eightLanes(), 4, 5, 6, 7, 0, 1, 2, 3);
+    private static final VectorMask<Float> HIGH_HALF = VectorMask.fromValues(eightLanes(), false, false, false, false, true, true, true, true);
 
-    /** The 8-float species where VL is 8 (else any species: the halves' constants are used only at 8 lanes). */
-    private static VectorSpecies<Float> SP8() {
+    /** SP where it has 8 lanes; elsewhere the 256-bit species, whose constants above are then unused. */
+    private static VectorSpecies<Float> eightLanes() {
         return VL == 8 ? SP : FloatVector.SPECIES_256;
     }
 
