@@ -635,13 +635,11 @@ public final class FastGemm {
         }
     }
 
-    private static final VectorShuffle<Float> SWAP_HALVES = VectorShuffle.fromValues(eightLanes(), 4, 5, 6, 7, 0, 1, 2, 3);
-    private static final VectorMask<Float> HIGH_HALF = VectorMask.fromValues(eightLanes(), false, false, false, false, true, true, true, true);
-
-    /** SP where it has 8 lanes; elsewhere the 256-bit species, whose constants above are then unused. */
-    private static VectorSpecies<Float> eightLanes() {
-        return VL == 8 ? SP : FloatVector.SPECIES_256;
-    }
+    // packATransposedHalves' constants, made only where it runs (8 lanes): no other species
+    // reaches the Vector API's shared code, where mixing species can cost C2 its intrinsics
+    private static final VectorShuffle<Float> SWAP_HALVES = VL == 8 ? VectorShuffle.fromValues(SP, 4, 5, 6, 7, 0, 1, 2, 3) : null;
+    private static final VectorMask<Float> HIGH_HALF =
+            VL == 8 ? VectorMask.fromValues(SP, false, false, false, false, true, true, true, true) : null;
 
     /**
      * {@link #packATransposed}'s four rows at a time with MR = 4 and 8 lanes: for each pair of
