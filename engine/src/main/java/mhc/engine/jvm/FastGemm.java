@@ -592,16 +592,17 @@ public final class FastGemm {
      */
     private static void packATransposed(float[] ap, float[] a, int off, int acs, int mc, int kc) {
         int full = mc / MR * MR;
-        int k0 = 0;
+        int scalarFrom = 0; // the first panel the scalar copies below fill
         if (MR == 4 && VL == 8) {
-            k0 = packATransposedHalves(ap, a, off, acs, full, kc);
+            scalarFrom = packATransposedHalves(ap, a, off, acs, full, kc);
         }
+        int k0 = 0;
         for (; k0 + 4 <= kc; k0 += 4) {
             // four rows at a time: each panel gets 4 * MR consecutive floats (whole cache lines at
             // MR = 4), where one row at a time wrote 16 bytes into each of mc / MR lines that are
             // kc * MR floats apart (the same L1 set at kc = 512) and lost them before the next row
             int s0 = off + k0 * acs, s1 = s0 + acs, s2 = s1 + acs, s3 = s2 + acs;
-            for (int p = 0; p < full; p += MR) {
+            for (int p = scalarFrom; p < full; p += MR) {
                 int d = p * kc + k0 * MR;
                 for (int i = 0; i < MR; i++) {
                     ap[d + i] = a[s0 + p + i];
@@ -646,12 +647,13 @@ public final class FastGemm {
      * panels, one vector per row covers both, and the rows' halves are swapped and blended into
      * each panel's 16 floats (r0.lo r1.lo r2.lo r3.lo, then the high halves for the next panel):
      * 4 loads, 4 lane swaps, 4 blends and 4 stores per 32 floats instead of 32 scalar copies.
-     * Returns the rows k done (a multiple of 4); a last odd panel is copied one by one.
+     * Fills the pairs of panels for the rows k of whole groups of four; returns the first panel
+     * it leaves to the scalar copies (an odd last panel). The rows past the groups of four are
+     * the caller's, in every panel.
      */
     private static int packATransposedHalves(float[] ap, float[] a, int off, int acs, int full, int kc) {
         int pairs = full / 8 * 8;
-        int k0 = 0;
-        for (; k0 + 4 <= kc; k0 += 4) {
+        for (int k0 = 0; k0 + 4 <= kc; k0 += 4) {
             int s0 = off + k0 * acs, s1 = s0 + acs, s2 = s1 + acs, s3 = s2 + acs;
             for (int p = 0; p < pairs; p += 8) {
                 FloatVector r0 = FloatVector.fromArray(SP, a, s0 + p);
@@ -666,17 +668,8 @@ public final class FastGemm {
                 w0.blend(r1, HIGH_HALF).intoArray(ap, e);      // r0.hi r1.hi
                 w2.blend(r3, HIGH_HALF).intoArray(ap, e + 8);  // r2.hi r3.hi
             }
-            for (int p = pairs; p < full; p += 4) {
-                int d = p * kc + k0 * 4;
-                for (int i = 0; i < 4; i++) {
-                    ap[d + i] = a[s0 + p + i];
-                    ap[d + 4 + i] = a[s1 + p + i];
-                    ap[d + 8 + i] = a[s2 + p + i];
-                    ap[d + 12 + i] = a[s3 + p + i];
-                }
-            }
         }
-        return k0;
+        return pairs;
     }
 
     /**
