@@ -77,6 +77,18 @@ public final class Backend {
         return new Backend("jvm", "jvm (plain reference kernels)", Ops::new, t -> new Ops());
     }
 
+    /**
+     * A backend of the caller's own operations: an {@link Ops} subclass that instruments or
+     * replaces some kernels (to time one kernel inside real training steps, say). {@code ops}
+     * makes one instance per model replica; the instances run single-threaded calls.
+     */
+    public static Backend of(String name, String description, Supplier<Ops> ops) {
+        if (name == null || name.isBlank() || ops == null) {
+            throw new IllegalArgumentException("a backend needs a name and a factory of its Ops");
+        }
+        return new Backend(name, description == null ? name : description, ops, t -> ops.get());
+    }
+
     /** Whether the Vector API module is in the boot layer (the launcher adds it). */
     public static boolean vectorApiPresent() {
         return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();

@@ -35,14 +35,19 @@ class OrderedGradientSumTest {
     void addsInChunkOrderWhateverOrderTheChunksFinishIn() {
         Params total = new Params(CFG);
         OrderedGradientSum sum = new OrderedGradientSum(total, 3);
-        sum.submit(2, set(-1e8f));
-        sum.submit(1, set(1e8f));
+        Params s2 = set(-1e8f), s1 = set(1e8f), s0 = set(1f);
+        sum.submit(2, s2);
+        sum.submit(1, s1);
         assertEquals(0, sum.added(), "nothing is added before chunk 0");
         assertEquals(0f, total.get(NAME)[0]);
-        sum.submit(0, set(1f));
+        assertEquals(1e8f, s1.get(NAME)[0], "a waiting set keeps its values");
+        sum.submit(0, s0);
         assertEquals(3, sum.added());
         assertEquals(0f, total.get(NAME)[0], 0f, "the chunk-order sum of 1, 1e8, -1e8");
         assertEquals(1f, (-1e8f + 1e8f) + 1f, 0f, "the other order gives another value, so the test can tell them apart");
+        for (Params s : new Params[] {s0, s1, s2}) {
+            assertEquals(0f, s.get(NAME)[0], 0f, "an added set comes back zeroed");
+        }
     }
 
     @Test

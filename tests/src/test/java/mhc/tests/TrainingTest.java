@@ -10,6 +10,7 @@ import mhc.engine.ParamSpec;
 import mhc.engine.data.Corpus;
 import mhc.engine.io.Safetensors;
 import mhc.engine.model.Model;
+import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
 import mhc.engine.train.Optimizer;
 import mhc.engine.train.StepRunner;
@@ -30,6 +31,7 @@ import java.util.ArrayList;
 import java.util.AbstractList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -228,6 +230,50 @@ class TrainingTest {
         }
     }
 
+    /**
+     * {@code Model.backwardAdding} adds every parameter's gradient to what the set holds (the
+     * step relies on it to skip zeroing its sets): a set starting at 1 + i/8 ends at that plus
+     * the gradient {@code backward} gives, within float rounding of values near 1; a kernel
+     * that overwrote its gradient would lose the start (off by about 1), one that added twice
+     * would be off by the gradient.
+     */
+    @ParameterizedTest
+    @CsvSource({"residual,dense,jvm,small", "hc,moe,jvm,small", "mhc,moe,jvm,small", "mhc,dense,fast,small",
+            "residual,dense,fast,mid", "hc,moe,fast,mid", "mhc,dense,fast,mid", "mhc,moe,fast,mid"})
+    void backwardAddingAddsToWhatTheSetHolds(String connection, String ffn, String backend, String size) {
+        // mid: n = 4 (the fast path's own mHC kernels), C = 40 and T = 70 (whole and partial vectors)
+        Config cfg = size.equals("mid") ? FastModelTest.mid(connection, ffn) : Models.small(connection, ffn);
+        Params p = Models.perturbed(cfg, 8);
+        int T = cfg.seqLen();
+        int[] batch = Models.tokens(2, T, 9);
+        Model m = new Model(p, Backend.select(backend).newOps());
+        m.forward(batch, 2, T);
+        Params ref = new Params(cfg);
+        m.backward(2 * T, ref);
+        Params start = new Params(cfg);
+        Params got = new Params(cfg);
+        for (String name : start.names()) {
+            float[] a = start.get(name);
+            for (int i = 0; i < a.length; i++) {
+                a[i] = 1f + (i % 8) / 8f;
+            }
+            System.arraycopy(a, 0, got.get(name), 0, a.length);
+        }
+        m.backwardAdding(2 * T, got);
+        double worstGrad = 0;
+        for (String name : ref.names()) {
+            float[] g = ref.get(name);
+            double[] want = new double[g.length], have = new double[g.length];
+            for (int i = 0; i < g.length; i++) {
+                want[i] = (double) start.get(name)[i] + g[i];
+                have[i] = got.get(name)[i];
+                worstGrad = Math.max(worstGrad, Math.abs(g[i]));
+            }
+            Check.close(size + " " + connection + "-" + ffn + "/" + backend + " " + name, want, have, 1e-6, 1e-5);
+        }
+        assertTrue(worstGrad > 1e-3, "the gradients are large enough for the check to see them: " + worstGrad);
+    }
+
     /** A chunk that fails ends the step with its own error, leaves no thread waiting for it, and the runner still works. */
     @Test
     void aFailingChunkEndsTheStepWithItsError() {
@@ -250,6 +296,43 @@ class TrainingTest {
                 double loss = r.step(good, 4, 6, g, false).loss();
                 assertTrue(Double.isFinite(loss), "loss " + loss);
             });
+        }
+    }
+
+    /**
+     * A chunk whose backward fails leaves gradients in its set (here the head's, written before
+     * the final norm's weight gradient fails), and that set is never added. The runner keeps its
+     * sets at zero between steps so that backwards add into them without a zeroing pass: the next
+     * step must clear such a set, and give the gradients of a runner that never failed.
+     */
+    @Test
+    void aStepAfterAFailedBackwardAddsNoStaleGradients() {
+        Config cfg = Models.small("mhc", "dense").with("batch_size", 4);
+        Params p = Models.perturbed(cfg, 3);
+        int[] batch = Models.tokens(4, 6, 5);
+        AtomicBoolean fail = new AtomicBoolean(true);
+        Backend failing = Backend.of("failing", "plain kernels, one backward fails", () -> new Ops() {
+            @Override
+            public void rmsnormWeightBackward(float[] dw, float[] dout, float[] x, float[] rstd, int N, int C) {
+                if (fail.getAndSet(false)) {
+                    throw new IllegalStateException("planted failure");
+                }
+                super.rmsnormWeightBackward(dw, dout, x, rstd, N, C);
+            }
+        });
+        Params g = new Params(cfg), ref = new Params(cfg);
+        double loss, refLoss;
+        try (StepRunner r = new StepRunner(p, 2, failing)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> r.step(batch, 4, 6, g, false));
+            assertEquals("planted failure", e.getMessage());
+            loss = r.step(batch, 4, 6, g, false).loss();
+        }
+        try (StepRunner r = new StepRunner(p, 2, Backend.plain())) {
+            refLoss = r.step(batch, 4, 6, ref, false).loss();
+        }
+        assertEquals(refLoss, loss, 0.0);
+        for (String name : ref.names()) {
+            assertArrayEquals(ref.get(name), g.get(name), name + " in the step after the failed one");
         }
     }
 

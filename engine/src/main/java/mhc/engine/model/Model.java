@@ -405,11 +405,24 @@ public final class Model {
         if (subs == null) {
             throw new IllegalStateException("backward() before forward()");
         }
-        this.into = into;
         for (String name : into.names()) {
             float[] g = into.get(name);
             ops.zero(g, g.length);
         }
+        backwardAdding(totalTokens, into);
+    }
+
+    /**
+     * {@link #backward(int, Params)} without zeroing {@code into} first: every parameter's
+     * gradient is added to what it holds (every kernel adds into its parameter gradients). For
+     * a caller that keeps its sets at zero at no cost of its own: the step's sum clears each set
+     * while it reads it, where a separate pass would bring all of its lines in again.
+     */
+    public void backwardAdding(int totalTokens, Params into) {
+        if (subs == null) {
+            throw new IllegalStateException("backward() before forward()");
+        }
+        this.into = into;
         ops.scope("head");
         float[] dlogits = zeros("dlogits", N * V);
         ops.crossEntropyBackward(dlogits, probs, targets, 1f / totalTokens, N, V);

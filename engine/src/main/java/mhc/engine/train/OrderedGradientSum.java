@@ -10,6 +10,9 @@ import mhc.engine.model.Params;
  * threads go on computing). A thread that has two sets ({@link #freeSet}) waits only while both
  * are still waiting to be added. When a chunk fails, {@link #abort} wakes the threads waiting
  * for a free set, which then stop with {@link Aborted}.
+ *
+ * <p>A set comes back all zeros once it has been added (so a thread can add its next chunk's
+ * gradients into it as they are); a set still waiting when the sum was aborted keeps its values.
  */
 public final class OrderedGradientSum {
     private final Params total;
@@ -109,12 +112,18 @@ public final class OrderedGradientSum {
         }
     }
 
+    /**
+     * {@code total += part}, and {@code part} cleared on the way: its lines are in cache just
+     * then, where zeroing it before its next chunk would read all of it from memory again (a
+     * gpt-small set is 21 MB; that pass was 0.8% of an mhc step on 2 cores).
+     */
     private static void addInto(Params total, Params part) {
         for (String name : total.names()) {
             float[] t = total.get(name);
             float[] p = part.get(name);
             for (int i = 0; i < t.length; i++) {
                 t[i] += p[i];
+                p[i] = 0f;
             }
         }
     }

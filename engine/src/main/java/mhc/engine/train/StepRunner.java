@@ -41,6 +41,10 @@ public final class StepRunner implements AutoCloseable {
     private final Model[] replicas;
     private final Ops[] replicaOps;
     private final Params[] spares; // each replica's second set of gradients, made when first needed
+    // Between steps every set is all zeros (the sum clears a set as it adds it), so a chunk's
+    // backward adds into its set without a zeroing pass; a failed step may leave values in a
+    // set that was never added, and the next step clears them first.
+    private boolean setsDirty;
     private final ExecutorService pool;
     private final Backend backend;
     private Model devicePass; // trainOnDevice's model: its own buffers, so other passes never resize them
@@ -92,6 +96,15 @@ public final class StepRunner implements AutoCloseable {
      */
     public Result step(int[] batch, int B, int T, Params grads, boolean withGains) {
         grads.zero();
+        if (setsDirty) {
+            for (int i = 0; i < replicas.length; i++) {
+                replicas[i].grads().zero();
+                if (spares[i] != null) {
+                    spares[i].zero();
+                }
+            }
+            setsDirty = false;
+        }
         int total = B * T;
         int L2 = cfg.sublayers();
         double[] chunkLoss = new double[B];
@@ -100,6 +113,7 @@ public final class StepRunner implements AutoCloseable {
         String[] nonFinite = new String[B];
         AtomicInteger next = new AtomicInteger();
         OrderedGradientSum sum = new OrderedGradientSum(grads, B);
+        setsDirty = true; // until every chunk is added
         run(worker -> {
             Model m = replicas[worker];
             int[] row = new int[T + 1];
@@ -123,7 +137,7 @@ public final class StepRunner implements AutoCloseable {
                         set = Heap.hasRoomFor(4L * grads.count()) ? (spares[worker] = new Params(cfg))
                                 : sum.freeSet(m.grads(), m.grads());
                     }
-                    m.backward(total, set);
+                    m.backwardAdding(total, set); // the set is all zeros (see setsDirty)
                     sum.submit(c, set);
                 }
             } catch (RuntimeException | Error e) {
@@ -131,6 +145,7 @@ public final class StepRunner implements AutoCloseable {
                 throw e;
             }
         });
+        setsDirty = false; // every chunk was added, which cleared its set
         double loss = 0;
         String firstBad = null;
         for (int c = 0; c < B; c++) {
