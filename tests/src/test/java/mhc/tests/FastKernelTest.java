@@ -214,6 +214,67 @@ class FastKernelTest {
     }
 
     /**
+     * Two replicas sharing their packed weights ({@code Ops.shareHeldParameters}, as a training
+     * step's replicas do) run at the same time on two threads: each call gives the bits of packing
+     * per call, while the other replica packs or reads the same packs. After both release and the
+     * weights change, the next hold packs the new weights.
+     */
+    @Test
+    void replicasSharingPackedWeightsGetTheSameBits() throws Exception {
+        Random rnd = new Random(43);
+        int N = 37, IN = 700, OUT = 1030, off2 = IN * OUT + 3;
+        float[] w = gaussF(rnd, 2 * IN * OUT + 3, 1);
+        FastOps perCall = new FastOps(1), first = new FastOps(1), second = new FastOps(1);
+        second.shareHeldParameters(first);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+        try {
+            for (int round = 0; round < 3; round++) {
+                if (round == 2) { // new weights between steps
+                    for (int i = 0; i < w.length; i++) {
+                        w[i] = -0.5f * w[i] + 0.25f;
+                    }
+                }
+                float[] inp = gaussF(rnd, N * IN, 1), dout = gaussF(rnd, N * OUT, 1);
+                float[][] ref = new float[4][];
+                for (int k = 0; k < 2; k++) {
+                    int wOff = k == 0 ? 0 : off2;
+                    ref[2 * k] = new float[N * OUT];
+                    perCall.matmulForward(ref[2 * k], inp, w, wOff, N, IN, OUT);
+                    ref[2 * k + 1] = new float[N * IN];
+                    perCall.matmulBackwardInput(ref[2 * k + 1], dout, w, wOff, N, IN, OUT);
+                }
+                List<java.util.concurrent.Future<float[][]>> runs = new ArrayList<>();
+                for (FastOps replica : new FastOps[]{first, second}) {
+                    runs.add(pool.submit(() -> {
+                        replica.holdParameters();
+                        try {
+                            float[][] got = new float[4][];
+                            for (int k = 0; k < 2; k++) {
+                                int wOff = k == 0 ? 0 : off2;
+                                got[2 * k] = new float[N * OUT];
+                                replica.matmulForward(got[2 * k], inp, w, wOff, N, IN, OUT);
+                                got[2 * k + 1] = new float[N * IN];
+                                replica.matmulBackwardInput(got[2 * k + 1], dout, w, wOff, N, IN, OUT);
+                            }
+                            return got;
+                        } finally {
+                            replica.releaseParameters();
+                        }
+                    }));
+                }
+                for (int r = 0; r < 2; r++) {
+                    float[][] got = runs.get(r).get(60, java.util.concurrent.TimeUnit.SECONDS);
+                    for (int k = 0; k < 4; k++) {
+                        assertArrayEquals(ref[k], got[k], "replica " + r + ", round " + round + ", product " + k);
+                    }
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /**
      * {@code FastGemm.addTransposedProduct} (mHC's {@code dphi^T += dh^T x}, on packed copies of
      * both operands) is, for every element, one FMA chain over each K block of
      * {@code FastGemm.KC} rows in order, starting from 0 and then added to C: the same bits as

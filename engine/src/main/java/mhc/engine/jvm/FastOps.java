@@ -46,11 +46,19 @@ public class FastOps extends Ops {
         this.workers = workers;
     }
 
-    private final WeightPacks packs = new WeightPacks();
+    private WeightPacks packs = new WeightPacks();
 
     @Override
     public void holdParameters() {
         packs.hold();
+    }
+
+    /** The packed weights: each weight packed once per step for all replicas, and kept once. */
+    @Override
+    public void shareHeldParameters(Ops other) {
+        if (other instanceof FastOps fast && fast != this) {
+            packs = fast.packs;
+        }
     }
 
     @Override

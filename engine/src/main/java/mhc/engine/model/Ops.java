@@ -309,6 +309,16 @@ public class Ops {
     }
 
     /**
+     * Keep what is derived from held parameters ({@link #holdParameters}) together with
+     * {@code other}, an instance of the same backend that runs on the same parameter arrays at
+     * the same time (another replica of a training step): derived once for both, and in memory
+     * once. Each still holds and releases for itself; what is derived stays valid until the last
+     * of them releases. Call it before either holds. Here, nothing.
+     */
+    public void shareHeldParameters(Ops other) {
+    }
+
+    /**
      * Releases what this instance holds besides heap memory, once it is no longer used: the
      * fast path's own threads, TornadoVM's device memory. Here, nothing.
      */

@@ -77,6 +77,9 @@ public final class StepRunner implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             int inner = threads / n + (i < threads % n ? 1 : 0);
             replicaOps[i] = inner > 1 ? backend.newOps(inner) : backend.newOps();
+            if (i > 0) {
+                replicaOps[i].shareHeldParameters(replicaOps[0]); // e.g. the fast path's packed weights, once for all
+            }
             replicas[i] = new Model(params, replicaOps[i]);
         }
         this.pool = n > 1 ? Executors.newFixedThreadPool(n, r -> {
