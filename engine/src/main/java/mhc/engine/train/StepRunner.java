@@ -106,7 +106,6 @@ public final class StepRunner implements AutoCloseable {
                     spares[i].zero();
                 }
             }
-            setsDirty = false;
         }
         int total = B * T;
         int L2 = cfg.sublayers();
