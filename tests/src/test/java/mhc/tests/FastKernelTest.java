@@ -4,6 +4,7 @@ import mhc.engine.Backend;
 import mhc.engine.InputException;
 import mhc.engine.jvm.FastGemm;
 import mhc.engine.jvm.FastOps;
+import mhc.engine.model.HelperThreads;
 import mhc.engine.model.Ops;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -211,6 +212,65 @@ class FastKernelTest {
             }
         }
         held.releaseParameters();
+    }
+
+    /**
+     * A single-threaded instance lent the idle threads of a step ({@code Ops.lendHelpers}) splits
+     * its calls while a helper waits (the GEMM by row ranges, attention by heads), and whoever
+     * takes the tasks, the results are the bits of one thread: the three GEMM products (the
+     * backward ones adding to nonzero starts) and attention forward and backward.
+     */
+    @Test
+    void lentHelpersGiveTheBitsOfOneThread() throws Exception {
+        HelperThreads helpers = new HelperThreads();
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newSingleThreadExecutor();
+        java.util.concurrent.Future<?> helper = pool.submit(() -> helpers.help(done::get));
+        try {
+            FastOps one = new FastOps(), lent = new FastOps();
+            lent.lendHelpers(helpers);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (helpers.idle() < 1) {
+                assertTrue(System.nanoTime() < deadline, "the helper did not start");
+                Thread.sleep(1);
+            }
+            assertEquals(2, lent.threads(), "the caller and the idle helper");
+            Random rnd = new Random(47);
+            int N = 256, IN = 300, OUT = 700;
+            float[] w = gaussF(rnd, IN * OUT, 1), inp = gaussF(rnd, N * IN, 1), dout = gaussF(rnd, N * OUT, 1);
+            float[] ref = new float[N * OUT], got = new float[N * OUT];
+            one.matmulForward(ref, inp, w, 0, N, IN, OUT);
+            lent.matmulForward(got, inp, w, 0, N, IN, OUT);
+            assertArrayEquals(ref, got, "forward");
+            float[] dRef = gaussF(rnd, N * IN, 1), dGot = dRef.clone();
+            one.matmulBackwardInput(dRef, dout, w, 0, N, IN, OUT);
+            lent.matmulBackwardInput(dGot, dout, w, 0, N, IN, OUT);
+            assertArrayEquals(dRef, dGot, "input gradient");
+            float[] dwRef = gaussF(rnd, IN * OUT, 1), dwGot = dwRef.clone();
+            one.matmulBackwardWeight(dwRef, inp, dout, 0, N, IN, OUT);
+            lent.matmulBackwardWeight(dwGot, inp, dout, 0, N, IN, OUT);
+            assertArrayEquals(dwRef, dwGot, "weight gradient");
+            int B = 2, T = 70, C = 40, H = 2;
+            float[] q = gaussF(rnd, B * T * C, 1), k = gaussF(rnd, B * T * C, 1), v = gaussF(rnd, B * T * C, 1);
+            float[] go = gaussF(rnd, B * T * C, 1);
+            float[] oRef = new float[B * T * C], oGot = new float[B * T * C];
+            float[] sRef = new float[one.attentionStateSize(B, T, H)], sGot = new float[lent.attentionStateSize(B, T, H)];
+            one.attentionForward(oRef, sRef, q, k, v, B, T, C, H);
+            lent.attentionForward(oGot, sGot, q, k, v, B, T, C, H);
+            assertArrayEquals(oRef, oGot, "attention forward");
+            float[][] gRef = {gaussF(rnd, B * T * C, 1), gaussF(rnd, B * T * C, 1), gaussF(rnd, B * T * C, 1)};
+            float[][] gGot = {gRef[0].clone(), gRef[1].clone(), gRef[2].clone()};
+            one.attentionBackward(gRef[0], gRef[1], gRef[2], go, sRef, q, k, v, oRef, B, T, C, H);
+            lent.attentionBackward(gGot[0], gGot[1], gGot[2], go, sGot, q, k, v, oGot, B, T, C, H);
+            for (int i = 0; i < 3; i++) {
+                assertArrayEquals(gRef[i], gGot[i], "attention backward, gradient " + "qkv".charAt(i));
+            }
+        } finally {
+            done.set(true);
+            helpers.wake();
+            helper.get(10, java.util.concurrent.TimeUnit.SECONDS);
+            pool.shutdownNow();
+        }
     }
 
     /**

@@ -358,10 +358,11 @@ public final class FastGemm {
         // threads (AVX2) against MC-row tiles, each packing B: 1024^3 forward 8% faster, input
         // gradient 25%. The tiling changes which thread computes an element, never how.
         int nt = tiles(N, NC);
-        int ranges = threads == 1 ? 1 : (4 * threads + nt - 1) / nt;
+        int perThread = workers.fewTasks() ? 1 : 4;
+        int ranges = threads == 1 ? 1 : (perThread * threads + nt - 1) / nt;
         while (ranges > tiles(M, MR) && nt < tiles(N, NR)) {
             nt = Math.min(2 * nt, tiles(N, NR));
-            ranges = (4 * threads + nt - 1) / nt;
+            ranges = (perThread * threads + nt - 1) / nt;
         }
         // column tiles of equal width (688 columns: 352 + 336, not 512 + 176)
         int nc = roundUp((N + nt - 1) / nt, NR);

@@ -1,5 +1,6 @@
 package mhc.engine.jvm;
 
+import mhc.engine.model.HelperThreads;
 import mhc.engine.model.Ops;
 import mhc.kernels.MhcFused;
 import mhc.kernels.RmsNorm;
@@ -30,7 +31,7 @@ import mhc.kernels.RmsNorm;
  * module is present; nothing else refers to this package, so the engine runs without the module.
  */
 public class FastOps extends Ops {
-    private final Workers workers;
+    private Workers workers; // set once more, by lendHelpers, before the instance's first call
 
     /** Single-threaded (the default backend instance: one per model replica). */
     public FastOps() {
@@ -51,6 +52,14 @@ public class FastOps extends Ops {
     @Override
     public void holdParameters() {
         packs.hold();
+    }
+
+    /** A single-threaded instance splits its calls when helpers are idle, and they take part. */
+    @Override
+    public void lendHelpers(HelperThreads helpers) {
+        if (workers == Workers.SINGLE) {
+            workers = Workers.borrowing(helpers);
+        }
     }
 
     /** The packed weights: each weight packed once per step for all replicas, and kept once. */
@@ -345,10 +354,13 @@ public class FastOps extends Ops {
 
     /**
      * Tasks for a call over N tokens: one on one thread; else blocks of
-     * {@link FastMhc#TOKEN_BLOCK} tokens, whose results do not depend on the split.
+     * {@link FastMhc#TOKEN_BLOCK} tokens, whose results do not depend on the split. Not split for
+     * borrowed helpers: the split backward reads the streams again for phi's gradient (by ranges
+     * of its columns), and a helper on another core reads them from there; mhc steps took as
+     * long or longer with the connection split as without (paired, alternated in one JVM).
      */
     private int tokenTasks(int N) {
-        return workers.threads() == 1 ? 1 : (N + FastMhc.TOKEN_BLOCK - 1) / FastMhc.TOKEN_BLOCK;
+        return workers.threads() == 1 || workers.fewTasks() ? 1 : (N + FastMhc.TOKEN_BLOCK - 1) / FastMhc.TOKEN_BLOCK;
     }
 
     /** One scratch array per task, taken on the calling thread (the scratch map is not for concurrent use). */

@@ -319,6 +319,15 @@ public class Ops {
     }
 
     /**
+     * Let the threads idle in {@code helpers} take part in this instance's calls (a replica of a
+     * training step, helped at the step's end by the threads that have no sequence left): a
+     * backend whose calls split into tasks runs some of them there. Only for an instance that
+     * has no threads of its own; the results are the same. Here, nothing.
+     */
+    public void lendHelpers(HelperThreads helpers) {
+    }
+
+    /**
      * Releases what this instance holds besides heap memory, once it is no longer used: the
      * fast path's own threads, TornadoVM's device memory. Here, nothing.
      */

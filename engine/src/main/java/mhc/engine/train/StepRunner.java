@@ -4,6 +4,7 @@ import mhc.engine.Backend;
 import mhc.engine.Config;
 import mhc.engine.Heap;
 import mhc.engine.model.Gains;
+import mhc.engine.model.HelperThreads;
 import mhc.engine.model.Model;
 import mhc.engine.model.Ops;
 import mhc.engine.model.Params;
@@ -45,6 +46,8 @@ public final class StepRunner implements AutoCloseable {
     // backward adds into its set without a zeroing pass; a failed step may leave values in a
     // set that was never added, and the next step clears them first.
     private boolean setsDirty;
+    // A thread whose replica has no sequence left helps the others with their calls (see run).
+    private final HelperThreads helpers = new HelperThreads();
     private final ExecutorService pool;
     private final Backend backend;
     private Model devicePass; // trainOnDevice's model: its own buffers, so other passes never resize them
@@ -79,6 +82,9 @@ public final class StepRunner implements AutoCloseable {
             replicaOps[i] = inner > 1 ? backend.newOps(inner) : backend.newOps();
             if (i > 0) {
                 replicaOps[i].shareHeldParameters(replicaOps[0]); // e.g. the fast path's packed weights, once for all
+            }
+            if (inner == 1 && n > 1) {
+                replicaOps[i].lendHelpers(helpers);
             }
             replicas[i] = new Model(params, replicaOps[i]);
         }
@@ -245,10 +251,20 @@ public final class StepRunner implements AutoCloseable {
      * weights, across the replica's sequences).
      */
     private void run(Work work) {
+        AtomicInteger running = new AtomicInteger(replicas.length);
         Work held = worker -> {
             replicaOps[worker].holdParameters();
             try {
-                work.run(worker);
+                try {
+                    work.run(worker);
+                } finally {
+                    if (running.decrementAndGet() == 0) {
+                        helpers.wake(); // the helpers' condition below
+                    }
+                }
+                // no sequence left for this thread: it takes tasks of the replicas still running
+                // (their calls split when a helper is idle), until none is
+                helpers.help(() -> running.get() == 0);
             } finally {
                 replicaOps[worker].releaseParameters();
             }
