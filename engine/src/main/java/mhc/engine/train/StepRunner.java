@@ -28,7 +28,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * (the chunk before it still runs on another thread) waits in its set while the thread goes on
  * with the next chunk in the other ({@link OrderedGradientSum}). With one set per replica, a
  * thread waited for every slower chunk before its own: on a shared 2-core machine 20-100 ms per
- * wait, several times per gpt-small step.
+ * wait, several times per gpt-small step. A thread with no chunk left helps the replicas still
+ * computing with the tasks of their calls ({@link HelperThreads}), instead of waiting for the
+ * step's last chunk.
  *
  * <p>On a device backend that captures passes (TornadoVM), {@link #trainOnDevice}
  * runs a whole training step instead: the batch as one replayed pass on a model of its own,
