@@ -356,7 +356,9 @@ public final class FastGemm {
         // host) from as few row ranges as give that, since each range packs its columns of B
         // again; columns are split further only where there are too few rows. Measured on 2
         // threads (AVX2) against MC-row tiles, each packing B: 1024^3 forward 8% faster, input
-        // gradient 25%. The tiling changes which thread computes an element, never how.
+        // gradient 25%. The tiling changes which thread computes an element, never how. With
+        // borrowed threads (Workers.fewTasks), one range per thread: each further range packs B
+        // again for a helper that may not come (4 per thread took 4-5% more CPU per step).
         int nt = tiles(N, NC);
         int perThread = workers.fewTasks() ? 1 : 4;
         int ranges = threads == 1 ? 1 : (perThread * threads + nt - 1) / nt;
