@@ -163,21 +163,25 @@ class TrainingTest {
         Config cfg = Models.small("mhc", "moe").with("batch_size", 5);
         Params p = Models.perturbed(cfg, 2);
         int[] batch = Models.tokens(5, 6, 8);
-        Params g1 = new Params(cfg), g2 = new Params(cfg), g7 = new Params(cfg);
-        StepRunner.Result r1, r2, r7;
-        // 7 threads for 5 sequences: 5 replicas, the first two with 2 threads inside their calls
+        Params g1 = new Params(cfg), g2 = new Params(cfg), g3 = new Params(cfg), g7 = new Params(cfg);
+        StepRunner.Result r1, r2, r3, r7;
+        // 2 and 3 threads for 5 sequences: the threads that run out of sequences help the others'
+        // calls; 7 threads: 5 replicas, the first two with 2 threads inside their calls
         try (StepRunner one = new StepRunner(p, 1); StepRunner two = new StepRunner(p, 2);
-             StepRunner seven = new StepRunner(p, 7)) {
+             StepRunner three = new StepRunner(p, 3); StepRunner seven = new StepRunner(p, 7)) {
             r1 = one.step(batch, 5, 6, g1, true);
             r2 = two.step(batch, 5, 6, g2, true);
+            r3 = three.step(batch, 5, 6, g3, true);
             r7 = seven.step(batch, 5, 6, g7, true);
         }
         assertEquals(r1.loss(), r2.loss(), 0.0);
+        assertEquals(r1.loss(), r3.loss(), 0.0);
         assertEquals(r1.loss(), r7.loss(), 0.0);
         assertEquals(r1.gains().maxCompositeBackward(), r2.gains().maxCompositeBackward(), 0.0);
         assertEquals(r1.gains().maxCompositeBackward(), r7.gains().maxCompositeBackward(), 0.0);
         for (String name : g1.names()) {
             assertArrayEquals(g1.get(name), g2.get(name), name);
+            assertArrayEquals(g1.get(name), g3.get(name), name + " (3 threads)");
             assertArrayEquals(g1.get(name), g7.get(name), name + " (7 threads)");
         }
         for (int l = 1; l < cfg.sublayers(); l += 2) {
