@@ -295,28 +295,13 @@ class FastKernelTest {
                     }
                 }
                 float[] inp = gaussF(rnd, N * IN, 1), dout = gaussF(rnd, N * OUT, 1);
-                float[][] ref = new float[4][];
-                for (int k = 0; k < 2; k++) {
-                    int wOff = k == 0 ? 0 : off2;
-                    ref[2 * k] = new float[N * OUT];
-                    perCall.matmulForward(ref[2 * k], inp, w, wOff, N, IN, OUT);
-                    ref[2 * k + 1] = new float[N * IN];
-                    perCall.matmulBackwardInput(ref[2 * k + 1], dout, w, wOff, N, IN, OUT);
-                }
+                float[][] ref = products(perCall, w, new int[]{0, off2}, inp, dout, N, IN, OUT);
                 List<java.util.concurrent.Future<float[][]>> runs = new ArrayList<>();
                 for (FastOps replica : new FastOps[]{first, second}) {
                     runs.add(pool.submit(() -> {
                         replica.holdParameters();
                         try {
-                            float[][] got = new float[4][];
-                            for (int k = 0; k < 2; k++) {
-                                int wOff = k == 0 ? 0 : off2;
-                                got[2 * k] = new float[N * OUT];
-                                replica.matmulForward(got[2 * k], inp, w, wOff, N, IN, OUT);
-                                got[2 * k + 1] = new float[N * IN];
-                                replica.matmulBackwardInput(got[2 * k + 1], dout, w, wOff, N, IN, OUT);
-                            }
-                            return got;
+                            return products(replica, w, new int[]{0, off2}, inp, dout, N, IN, OUT);
                         } finally {
                             replica.releaseParameters();
                         }
@@ -332,6 +317,18 @@ class FastKernelTest {
         } finally {
             pool.shutdownNow();
         }
+    }
+
+    /** The forward and the input gradient (overwritten) at each weight offset, in that order. */
+    private static float[][] products(FastOps ops, float[] w, int[] offsets, float[] inp, float[] dout, int N, int IN, int OUT) {
+        float[][] out = new float[2 * offsets.length][];
+        for (int k = 0; k < offsets.length; k++) {
+            out[2 * k] = new float[N * OUT];
+            ops.matmulForward(out[2 * k], inp, w, offsets[k], N, IN, OUT);
+            out[2 * k + 1] = new float[N * IN];
+            ops.matmulBackwardInput(out[2 * k + 1], dout, w, offsets[k], N, IN, OUT);
+        }
+        return out;
     }
 
     /**

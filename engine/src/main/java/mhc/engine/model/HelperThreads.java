@@ -40,8 +40,10 @@ public final class HelperThreads {
             }
         }
         job.work();
-        synchronized (this) {
-            jobs.remove(job); // all taken: helpers that come later need not look at it
+        if (tasks > 1) {
+            synchronized (this) {
+                jobs.remove(job); // all taken: helpers that come later need not look at it
+            }
         }
         job.awaitDone();
     }
